@@ -1,0 +1,123 @@
+/// The keywords PostgreSQL marks reserved, lowercase and sorted.
+///
+/// This is the union of the two reserved categories of PostgreSQL's keyword
+/// table (`pg_get_keywords()` catcodes `R`, "reserved", and `T`, "reserved (can
+/// be function or type)"), as of PostgreSQL 15–17. Neither may be used as an
+/// unquoted identifier, so a schema named after one would break any SQL that a
+/// person or tool writes without quoting. The integration tests check this list
+/// against the server's own `pg_get_keywords()`.
+///
+/// ```
+/// assert!(tenancy_core::RESERVED_KEYWORDS.contains(&"user"));
+/// assert!(tenancy_core::RESERVED_KEYWORDS.is_sorted());
+/// ```
+pub const RESERVED_KEYWORDS: &[&str] = &[
+    "all",
+    "analyse",
+    "analyze",
+    "and",
+    "any",
+    "array",
+    "as",
+    "asc",
+    "asymmetric",
+    "authorization",
+    "binary",
+    "both",
+    "case",
+    "cast",
+    "check",
+    "collate",
+    "collation",
+    "column",
+    "concurrently",
+    "constraint",
+    "create",
+    "cross",
+    "current_catalog",
+    "current_date",
+    "current_role",
+    "current_schema",
+    "current_time",
+    "current_timestamp",
+    "current_user",
+    "default",
+    "deferrable",
+    "desc",
+    "distinct",
+    "do",
+    "else",
+    "end",
+    "except",
+    "false",
+    "fetch",
+    "for",
+    "foreign",
+    "freeze",
+    "from",
+    "full",
+    "grant",
+    "group",
+    "having",
+    "ilike",
+    "in",
+    "initially",
+    "inner",
+    "intersect",
+    "into",
+    "is",
+    "isnull",
+    "join",
+    "lateral",
+    "leading",
+    "left",
+    "like",
+    "limit",
+    "localtime",
+    "localtimestamp",
+    "natural",
+    "not",
+    "notnull",
+    "null",
+    "offset",
+    "on",
+    "only",
+    "or",
+    "order",
+    "outer",
+    "overlaps",
+    "placing",
+    "primary",
+    "references",
+    "returning",
+    "right",
+    "select",
+    "session_user",
+    "similar",
+    "some",
+    "symmetric",
+    "table",
+    "tablesample",
+    "then",
+    "to",
+    "trailing",
+    "true",
+    "union",
+    "unique",
+    "user",
+    "using",
+    "variadic",
+    "verbose",
+    "when",
+    "where",
+    "window",
+    "with",
+];
+
+/// The reserved keyword `input` matches, ignoring ASCII case.
+pub(crate) fn reserved_keyword(input: &str) -> Option<&'static str> {
+    RESERVED_KEYWORDS
+        .iter()
+        .copied()
+        .find(|keyword| keyword.eq_ignore_ascii_case(input))
+}

@@ -1,0 +1,156 @@
+use std::fmt;
+
+use crate::{SchemaName, SharedSchema};
+
+/// An ordered search path: the tenant's schema first, then the shared schemas.
+///
+/// Rendered only from validated names through the one quoting function, so the
+/// value can be sent as `SET LOCAL search_path TO …` or passed to
+/// `set_config('search_path', …, true)`.
+///
+/// A strict path holds the tenant's schema alone: a table missing from the
+/// tenant's schema is then an error instead of silently resolving to the table
+/// of the same name in `public` (PostgreSQL still searches `pg_catalog` first,
+/// implicitly, so built-in functions and types keep working).
+///
+/// ```
+/// use tenancy_core::{SchemaName, SearchPath, SharedSchema};
+///
+/// let schema = SchemaName::new("tenant_acme")?;
+/// assert_eq!(SearchPath::new(schema.clone()).to_string(), r#""tenant_acme", "public""#);
+/// assert_eq!(SearchPath::strict(schema.clone()).to_string(), r#""tenant_acme""#);
+///
+/// let path = SearchPath::with_shared(schema, [SharedSchema::new("extensions")?, SharedSchema::public()]);
+/// assert_eq!(
+///     path.set_local_statement(),
+///     r#"SET LOCAL search_path TO "tenant_acme", "extensions", "public""#,
+/// );
+/// # Ok::<(), tenancy_core::Error>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct SearchPath {
+    tenant: SchemaName,
+    shared: Vec<SharedSchema>,
+}
+
+impl SearchPath {
+    /// The tenant's schema, then `public`.
+    ///
+    /// ```
+    /// let path = tenancy_core::SearchPath::new("tenant_acme".parse()?);
+    /// assert_eq!(path.shared().len(), 1);
+    /// # Ok::<(), tenancy_core::Error>(())
+    /// ```
+    #[must_use]
+    pub fn new(tenant: SchemaName) -> Self {
+        Self::with_shared(tenant, [SharedSchema::public()])
+    }
+
+    /// The tenant's schema alone (strict mode).
+    ///
+    /// ```
+    /// assert!(tenancy_core::SearchPath::strict("tenant_acme".parse()?).is_strict());
+    /// # Ok::<(), tenancy_core::Error>(())
+    /// ```
+    #[must_use]
+    pub fn strict(tenant: SchemaName) -> Self {
+        Self::with_shared(tenant, [])
+    }
+
+    /// The tenant's schema, then `shared` in the given order. Duplicates are
+    /// dropped, keeping the first occurrence.
+    ///
+    /// ```
+    /// use tenancy_core::{SearchPath, SharedSchema};
+    ///
+    /// let path = SearchPath::with_shared("tenant_acme".parse()?, [SharedSchema::public(), SharedSchema::public()]);
+    /// assert_eq!(path.to_string(), r#""tenant_acme", "public""#);
+    /// # Ok::<(), tenancy_core::Error>(())
+    /// ```
+    #[must_use]
+    pub fn with_shared(tenant: SchemaName, shared: impl IntoIterator<Item = SharedSchema>) -> Self {
+        let mut unique: Vec<SharedSchema> = Vec::new();
+        for schema in shared {
+            if !unique.contains(&schema) {
+                unique.push(schema);
+            }
+        }
+        Self {
+            tenant,
+            shared: unique,
+        }
+    }
+
+    /// The tenant's schema, first on the path.
+    ///
+    /// ```
+    /// let path = tenancy_core::SearchPath::new("tenant_acme".parse()?);
+    /// assert_eq!(path.tenant().as_str(), "tenant_acme");
+    /// # Ok::<(), tenancy_core::Error>(())
+    /// ```
+    #[must_use]
+    pub fn tenant(&self) -> &SchemaName {
+        &self.tenant
+    }
+
+    /// The shared schemas after the tenant's, in order.
+    ///
+    /// ```
+    /// let path = tenancy_core::SearchPath::new("tenant_acme".parse()?);
+    /// assert_eq!(path.shared()[0].as_str(), "public");
+    /// # Ok::<(), tenancy_core::Error>(())
+    /// ```
+    #[must_use]
+    pub fn shared(&self) -> &[SharedSchema] {
+        &self.shared
+    }
+
+    /// Whether the path holds the tenant's schema alone.
+    ///
+    /// ```
+    /// assert!(!tenancy_core::SearchPath::new("tenant_acme".parse()?).is_strict());
+    /// # Ok::<(), tenancy_core::Error>(())
+    /// ```
+    #[must_use]
+    pub fn is_strict(&self) -> bool {
+        self.shared.is_empty()
+    }
+
+    /// The value for `search_path`: quoted identifiers separated by `, `.
+    /// Equal to the [`Display`](fmt::Display) output.
+    ///
+    /// ```
+    /// let path = tenancy_core::SearchPath::new("tenant_acme".parse()?);
+    /// assert_eq!(path.to_value(), r#""tenant_acme", "public""#);
+    /// # Ok::<(), tenancy_core::Error>(())
+    /// ```
+    #[must_use]
+    pub fn to_value(&self) -> String {
+        self.to_string()
+    }
+
+    /// The statement that pins this path for the current transaction only.
+    /// `SET LOCAL` ends with the transaction, so nothing survives on a pooled
+    /// connection and it is safe behind PgBouncer in transaction mode.
+    ///
+    /// ```
+    /// let path = tenancy_core::SearchPath::strict("tenant_acme".parse()?);
+    /// assert_eq!(path.set_local_statement(), r#"SET LOCAL search_path TO "tenant_acme""#);
+    /// # Ok::<(), tenancy_core::Error>(())
+    /// ```
+    #[must_use]
+    pub fn set_local_statement(&self) -> String {
+        format!("SET LOCAL search_path TO {self}")
+    }
+}
+
+impl fmt::Display for SearchPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.tenant.quoted())?;
+        for schema in &self.shared {
+            f.write_str(", ")?;
+            f.write_str(&schema.quoted())?;
+        }
+        Ok(())
+    }
+}
