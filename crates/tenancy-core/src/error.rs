@@ -15,6 +15,10 @@ pub enum NameKind {
     SharedSchema,
     /// A schema prefix given to [`SchemaNaming`](crate::SchemaNaming).
     SchemaPrefix,
+    /// A [`RoleName`](crate::RoleName): a PostgreSQL role a scope switches to.
+    RoleName,
+    /// A [`TableName`](crate::TableName), such as the tenant registry's.
+    TableName,
 }
 
 impl fmt::Display for NameKind {
@@ -24,6 +28,8 @@ impl fmt::Display for NameKind {
             Self::SchemaName => "schema name",
             Self::SharedSchema => "shared schema name",
             Self::SchemaPrefix => "schema prefix",
+            Self::RoleName => "role name",
+            Self::TableName => "table name",
         })
     }
 }
@@ -139,6 +145,15 @@ pub enum Error {
     SystemSchema {
         /// Which kind of name was being validated.
         kind: NameKind,
+        /// The rejected input.
+        input: String,
+    },
+
+    /// A tenant status that is not one of [`TenantStatus`](crate::TenantStatus)'s.
+    #[error(
+        "unknown tenant status {input:?}: expected one of provisioning, active, suspended, deleted"
+    )]
+    UnknownStatus {
         /// The rejected input.
         input: String,
     },

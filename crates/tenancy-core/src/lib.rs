@@ -46,19 +46,23 @@
 mod error;
 mod ident;
 mod keywords;
+mod names;
 mod naming;
 mod newtype;
 pub mod resolve;
 mod schema;
 mod scope;
 mod search_path;
+mod status;
 mod tenant_id;
 
 pub use error::{Error, NameKind};
 pub use ident::MAX_IDENTIFIER_LEN;
 pub use keywords::RESERVED_KEYWORDS;
+pub use names::{RoleName, TableName};
 pub use naming::SchemaNaming;
 pub use schema::{SchemaName, SharedSchema};
 pub use scope::{Tenant, TenantScope};
 pub use search_path::SearchPath;
+pub use status::TenantStatus;
 pub use tenant_id::TenantId;

@@ -1,0 +1,107 @@
+use crate::error::{Error, NameKind};
+use crate::ident::{quote_identifier, validate_identifier};
+
+/// A validated PostgreSQL role name, for scopes that switch role with
+/// `SET LOCAL ROLE` (one role per tenant is a way to let PostgreSQL itself
+/// enforce isolation).
+///
+/// Same rules as [`SchemaName`](crate::SchemaName) except that `public` is not
+/// special (it is a pseudo-role only in `GRANT`); `pg_` names are refused since
+/// PostgreSQL reserves them for its predefined roles.
+///
+/// ```
+/// use tenancy_core::RoleName;
+///
+/// let role = RoleName::new("tenant_acme_rw")?;
+/// assert_eq!(role.quoted(), r#""tenant_acme_rw""#);
+/// assert!(RoleName::new("pg_read_all_data").is_err());
+/// assert!(RoleName::new("Admin").is_err());
+/// # Ok::<(), tenancy_core::Error>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RoleName(Box<str>);
+
+impl RoleName {
+    /// Validates `input` as a role name.
+    ///
+    /// # Errors
+    /// The same rejections as [`SchemaName::new`](crate::SchemaName::new), less
+    /// [`Error::SystemSchema`].
+    ///
+    /// ```
+    /// assert!(tenancy_core::RoleName::new("user").is_err());
+    /// ```
+    pub fn new(input: &str) -> Result<Self, Error> {
+        validate_identifier(input, NameKind::RoleName)?;
+        Ok(Self(input.into()))
+    }
+
+    /// The name rendered as a quoted SQL identifier.
+    ///
+    /// ```
+    /// assert_eq!(tenancy_core::RoleName::new("app")?.quoted(), r#""app""#);
+    /// # Ok::<(), tenancy_core::Error>(())
+    /// ```
+    #[must_use]
+    pub fn quoted(&self) -> String {
+        quote_identifier(&self.0)
+    }
+}
+
+crate::newtype::validated_name!(RoleName);
+
+/// A validated table name, for tables the library owns in a shared schema
+/// (the tenant registry's is `tenants` by default).
+///
+/// ```
+/// use tenancy_core::{SharedSchema, TableName};
+///
+/// let table = TableName::new("tenants")?;
+/// assert_eq!(table.qualified(&SharedSchema::public()), r#""public"."tenants""#);
+/// assert!(TableName::new("tenants; drop table x").is_err());
+/// # Ok::<(), tenancy_core::Error>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TableName(Box<str>);
+
+impl TableName {
+    /// Validates `input` as a table name.
+    ///
+    /// # Errors
+    /// The same rejections as [`SchemaName::new`](crate::SchemaName::new), less
+    /// [`Error::SystemSchema`].
+    ///
+    /// ```
+    /// assert!(tenancy_core::TableName::new("tenant_registry").is_ok());
+    /// ```
+    pub fn new(input: &str) -> Result<Self, Error> {
+        validate_identifier(input, NameKind::TableName)?;
+        Ok(Self(input.into()))
+    }
+
+    /// The name rendered as a quoted SQL identifier.
+    ///
+    /// ```
+    /// assert_eq!(tenancy_core::TableName::new("tenants")?.quoted(), r#""tenants""#);
+    /// # Ok::<(), tenancy_core::Error>(())
+    /// ```
+    #[must_use]
+    pub fn quoted(&self) -> String {
+        quote_identifier(&self.0)
+    }
+
+    /// The schema-qualified, quoted name: `"schema"."table"`.
+    ///
+    /// ```
+    /// use tenancy_core::{SharedSchema, TableName};
+    /// let table = TableName::new("tenants")?;
+    /// assert_eq!(table.qualified(&SharedSchema::new("control")?), r#""control"."tenants""#);
+    /// # Ok::<(), tenancy_core::Error>(())
+    /// ```
+    #[must_use]
+    pub fn qualified(&self, schema: &crate::SharedSchema) -> String {
+        format!("{}.{}", schema.quoted(), self.quoted())
+    }
+}
+
+crate::newtype::validated_name!(TableName);
