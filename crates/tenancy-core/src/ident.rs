@@ -95,6 +95,21 @@ pub(crate) fn quote_identifier(name: &str) -> String {
     quoted
 }
 
+/// Renders text as a SQL string literal, doubling `'`. Only ever applied to
+/// an already quoted, validated identifier; doubling keeps it safe on its own.
+pub(crate) fn quote_literal(text: &str) -> String {
+    let mut quoted = String::with_capacity(text.len() + 2);
+    quoted.push('\'');
+    for c in text.chars() {
+        if c == '\'' {
+            quoted.push('\'');
+        }
+        quoted.push(c);
+    }
+    quoted.push('\'');
+    quoted
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -103,6 +118,12 @@ mod tests {
     fn quoting_doubles_embedded_quotes() {
         assert_eq!(quote_identifier("a\"b"), "\"a\"\"b\"");
         assert_eq!(quote_identifier("tenant_acme"), "\"tenant_acme\"");
+    }
+
+    #[test]
+    fn literal_quoting_doubles_single_quotes() {
+        assert_eq!(quote_literal("a'b"), "'a''b'");
+        assert_eq!(quote_literal("\"t\""), "'\"t\"'");
     }
 
     #[test]

@@ -79,6 +79,18 @@ impl TableName {
         Ok(Self(input.into()))
     }
 
+    /// `tenants`, the tenant registry's default table name.
+    ///
+    /// ```
+    /// use tenancy_core::TableName;
+    /// assert_eq!(TableName::tenants(), TableName::new("tenants")?);
+    /// # Ok::<(), tenancy_core::Error>(())
+    /// ```
+    #[must_use]
+    pub fn tenants() -> Self {
+        Self("tenants".into())
+    }
+
     /// The name rendered as a quoted SQL identifier.
     ///
     /// ```

@@ -1,5 +1,5 @@
 use crate::error::{Error, NameKind};
-use crate::ident::{quote_identifier, validate_identifier};
+use crate::ident::{quote_identifier, quote_literal, validate_identifier};
 
 /// A validated PostgreSQL identifier naming a tenant's schema, e.g. `tenant_acme`.
 ///
@@ -59,6 +59,23 @@ impl SchemaName {
     #[must_use]
     pub fn quoted(&self) -> String {
         quote_identifier(&self.0)
+    }
+}
+
+impl SchemaName {
+    /// The name as a `regnamespace` constant, `'"tenant_acme"'::regnamespace`:
+    /// the quoted identifier inside a string literal, for catalog functions
+    /// that take a schema's OID. Casting fails with SQLSTATE 3F000 when the
+    /// schema does not exist.
+    ///
+    /// ```
+    /// let schema = tenancy_core::SchemaName::new("tenant_acme")?;
+    /// assert_eq!(schema.regnamespace(), r#"'"tenant_acme"'::regnamespace"#);
+    /// # Ok::<(), tenancy_core::Error>(())
+    /// ```
+    #[must_use]
+    pub fn regnamespace(&self) -> String {
+        format!("{}::regnamespace", quote_literal(&self.quoted()))
     }
 }
 
