@@ -1,0 +1,164 @@
+//! The pooled connection under a tenant transaction, and the pieces of
+//! SeaORM's PostgreSQL driver that are not public (binding a `Statement`,
+//! mapping errors), mirrored so our transaction behaves like SeaORM's own.
+
+use sea_orm::sea_query::Values;
+use sea_orm::sqlx::pool::PoolConnection;
+use sea_orm::sqlx::postgres::PgDatabaseError;
+use sea_orm::sqlx::{self, Connection as _, Postgres};
+use sea_orm::{ConnAcquireErr, DbErr, RuntimeErr, Statement};
+use sea_query_sqlx::SqlxValues;
+use sqlx_core::sql_str::{AssertSqlSafe, SqlSafeStr, SqlStr};
+use sqlx_core::transaction::TransactionManager;
+
+pub(crate) type PgTransactionManager = <Postgres as sqlx::Database>::TransactionManager;
+
+/// SQLSTATE of "cached plan must not change result type": a prepared
+/// statement's result columns changed since it was prepared on this
+/// connection (another tenant's table has another shape, or a migration
+/// altered the table).
+const STALE_PLAN: &str = "0A000";
+/// The server function that raises it (locale-independent, unlike the message).
+const STALE_PLAN_ROUTINE: &str = "RevalidateCachedQuery";
+
+/// A pooled connection inside a tenant transaction.
+///
+/// `discard` starts true and is cleared only once `BEGIN` succeeded: if the
+/// begin fails or its future is dropped midway, the server may already be in a
+/// transaction with the tenant's search path, and sqlx 0.9.0 would return that
+/// connection to the pool as it is (its depth counter is still 0, so nothing
+/// queues a rollback). Closing the connection instead is the only safe choice.
+pub(crate) struct ScopedConnection {
+    pub(crate) conn: PoolConnection<Postgres>,
+    pub(crate) discard: bool,
+    /// No statement of the user's has run yet, so a stale-plan failure can be
+    /// retried transparently by beginning again.
+    pub(crate) fresh: bool,
+    pub(crate) begin_sql: SqlStr,
+}
+
+impl ScopedConnection {
+    pub(crate) async fn open(
+        conn: PoolConnection<Postgres>,
+        begin_sql: String,
+    ) -> Result<Self, (Self, sqlx::Error)> {
+        let mut scoped = Self {
+            conn,
+            discard: true,
+            fresh: true,
+            begin_sql: AssertSqlSafe(begin_sql).into_sql_str(),
+        };
+        match PgTransactionManager::begin(&mut scoped.conn, Some(scoped.begin_sql.clone())).await {
+            Ok(()) => {
+                scoped.discard = false;
+                Ok(scoped)
+            }
+            Err(err) => Err((scoped, err)),
+        }
+    }
+
+    pub(crate) fn depth(&self) -> usize {
+        PgTransactionManager::get_transaction_depth(&self.conn)
+    }
+
+    /// Whether `err` is a stale plan that [`Self::restart`] can recover from.
+    /// A stale plan that cannot be recovered marks the connection for
+    /// discarding, so its statement cache does not fail the next user too.
+    pub(crate) fn can_restart_after(&mut self, err: &sqlx::Error) -> bool {
+        if !is_stale_plan(err) {
+            return false;
+        }
+        if self.fresh && self.depth() == 1 {
+            return true;
+        }
+        self.discard = true;
+        false
+    }
+
+    /// Rolls back, forgets the connection's prepared statements and begins
+    /// again with the same scope. Nothing of the user's ran yet, so this is
+    /// invisible to them.
+    pub(crate) async fn restart(&mut self) -> Result<(), sqlx::Error> {
+        let result = async {
+            PgTransactionManager::rollback(&mut self.conn).await?;
+            self.conn.clear_cached_statements().await?;
+            PgTransactionManager::begin(&mut self.conn, Some(self.begin_sql.clone())).await
+        }
+        .await;
+        if result.is_err() {
+            self.discard = true;
+        }
+        result
+    }
+}
+
+impl Drop for ScopedConnection {
+    fn drop(&mut self) {
+        // The last handle is gone; a transaction still open on the server here
+        // means a rollback could not be queued, and the connection must not
+        // reach another user with the tenant's search path.
+        if self.discard || self.depth() > 0 {
+            self.conn.close_on_drop();
+        }
+    }
+}
+
+/// Whether a SeaORM error is PostgreSQL's "cached plan must not change result
+/// type" (SQLSTATE 0A000). A transaction that fails with it can be retried:
+/// the connection it ran on is discarded, so the retry prepares afresh.
+///
+/// ```
+/// assert!(!tenancy_sea_orm::is_stale_plan_error(&sea_orm::DbErr::Custom("x".into())));
+/// ```
+#[must_use]
+pub fn is_stale_plan_error(err: &DbErr) -> bool {
+    match err {
+        DbErr::Exec(RuntimeErr::SqlxError(e))
+        | DbErr::Query(RuntimeErr::SqlxError(e))
+        | DbErr::Conn(RuntimeErr::SqlxError(e)) => is_stale_plan(e),
+        _ => false,
+    }
+}
+
+pub(crate) fn is_stale_plan(err: &sqlx::Error) -> bool {
+    // 0A000 is every "feature not supported" error; only the one raised while
+    // revalidating a cached plan is cured by preparing again.
+    err.as_database_error()
+        .and_then(|e| e.try_downcast_ref::<PgDatabaseError>())
+        .is_some_and(|e| e.code() == STALE_PLAN && e.routine() == Some(STALE_PLAN_ROUTINE))
+}
+
+/// The SQLSTATE of a database error, if it is one.
+pub(crate) fn sqlstate(err: &sqlx::Error) -> Option<String> {
+    err.as_database_error()
+        .and_then(|e| e.code())
+        .map(|code| code.into_owned())
+}
+
+pub(crate) fn sqlx_query(stmt: &Statement) -> sqlx::query::Query<'_, Postgres, SqlxValues> {
+    let values = stmt
+        .values
+        .as_ref()
+        .map_or(Values(Vec::new()), Clone::clone);
+    sqlx::query_with(AssertSqlSafe(stmt.sql.as_str()), SqlxValues(values))
+}
+
+pub(crate) fn exec_err(err: sqlx::Error) -> DbErr {
+    DbErr::Exec(RuntimeErr::SqlxError(err.into()))
+}
+
+pub(crate) fn query_err(err: sqlx::Error) -> DbErr {
+    DbErr::Query(RuntimeErr::SqlxError(err.into()))
+}
+
+pub(crate) fn conn_err(err: sqlx::Error) -> DbErr {
+    DbErr::Conn(RuntimeErr::SqlxError(err.into()))
+}
+
+pub(crate) fn acquire_err(err: sqlx::Error) -> DbErr {
+    match err {
+        sqlx::Error::PoolTimedOut => DbErr::ConnectionAcquire(ConnAcquireErr::Timeout),
+        sqlx::Error::PoolClosed => DbErr::ConnectionAcquire(ConnAcquireErr::ConnectionClosed),
+        other => conn_err(other),
+    }
+}

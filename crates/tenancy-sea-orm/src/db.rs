@@ -1,0 +1,403 @@
+//! The entry point: one shared pool, one scoped transaction at a time.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sea_orm::sqlx::PgPool;
+use sea_orm::{DatabaseConnection, DatabaseConnectionType, DbErr};
+use tenancy_core::{RoleName, SchemaName, SearchPath, SharedSchema, Tenant, TenantId, TenantScope};
+use tracing::Instrument as _;
+
+use crate::connection::{ScopedConnection, acquire_err, conn_err, sqlstate};
+use crate::error::{Error, ScopeLabel};
+use crate::options::ScopeOptions;
+use crate::registry::TenantRegistry;
+use crate::transaction::TenantTransaction;
+
+/// Tenant-scoped transactions over one SeaORM `DatabaseConnection` (one pool
+/// for every tenant).
+///
+/// Every transaction opened here starts with one message,
+/// `BEGIN; SET LOCAL search_path TO "tenant_acme", "public"; …`, so scoping
+/// costs no extra round trip, and ends with the transaction: nothing of a
+/// tenant is left on a pooled connection, and the design works behind
+/// PgBouncer in transaction mode.
+///
+/// Cloning is cheap (the pool and registry cache are shared).
+///
+/// ```
+/// use sea_orm::{ConnectionTrait, DbBackend, Statement};
+/// use tenancy_core::{Tenant, TenantId};
+/// use tenancy_sea_orm::TenantDb;
+///
+/// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let test_db = tenancy_testing::TestDatabase::create().await?;
+/// # let conn = test_db.connect().await?;
+/// conn.execute_unprepared("CREATE SCHEMA tenant_acme; CREATE TABLE tenant_acme.note (body text)").await?;
+/// let db = TenantDb::new(conn)?;
+/// let acme = Tenant::from_id(TenantId::new("acme")?)?;
+///
+/// db.transaction::<_, _, sea_orm::DbErr>(&acme, |txn| Box::pin(async move {
+///     txn.execute_unprepared("INSERT INTO note VALUES ('hello')").await?; // tenant_acme.note
+///     Ok(())
+/// })).await?;
+///
+/// let txn = db.begin(&acme).await?;
+/// let row = txn
+///     .query_one_raw(Statement::from_string(DbBackend::Postgres, "SELECT count(*) AS n FROM note"))
+///     .await?
+///     .expect("one row");
+/// assert_eq!(row.try_get::<i64>("", "n")?, 1);
+/// txn.commit().await?;
+/// # db.connection().clone().close().await?;
+/// # test_db.close().await?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct TenantDb {
+    conn: DatabaseConnection,
+    pool: PgPool,
+    shared: Option<Arc<[SharedSchema]>>,
+    options: ScopeOptions,
+    registry: TenantRegistry,
+    /// Schemas (with the role they were checked for) seen to exist and be usable.
+    verified: moka::sync::Cache<(SchemaName, Option<RoleName>), ()>,
+}
+
+/// How long a schema seen to exist is trusted before a transaction checks
+/// again. Checking costs a statement inside the opening message, not a round
+/// trip; trusting bounds the window in which a schema dropped behind the
+/// application's back could let queries fall through to the shared schemas.
+const SCHEMA_CHECK_INTERVAL: Duration = Duration::from_secs(60);
+const SCHEMA_CHECK_CAPACITY: u64 = 100_000;
+
+impl TenantDb {
+    /// Wraps a SeaORM PostgreSQL connection. Scopes use their own search path
+    /// (by default the tenant's schema, then `public`), the server's default
+    /// transaction settings, and the registry at `public.tenants`.
+    ///
+    /// # Errors
+    /// [`Error::NotPostgres`] for any other kind of connection.
+    pub fn new(conn: DatabaseConnection) -> Result<Self, Error> {
+        let pool = match &conn.inner {
+            DatabaseConnectionType::SqlxPostgresPoolConnection(_) => {
+                conn.get_postgres_connection_pool().clone()
+            }
+            _ => {
+                return Err(Error::NotPostgres {
+                    backend: format!(
+                        "{:?}",
+                        sea_orm::ConnectionTrait::get_database_backend(&conn)
+                    ),
+                });
+            }
+        };
+        let registry = TenantRegistry::new(conn.clone());
+        let verified = moka::sync::Cache::builder()
+            .max_capacity(SCHEMA_CHECK_CAPACITY)
+            .time_to_live(SCHEMA_CHECK_INTERVAL)
+            .build();
+        Ok(Self {
+            conn,
+            pool,
+            shared: None,
+            options: ScopeOptions::default(),
+            registry,
+            verified,
+        })
+    }
+
+    /// Strict mode: every transaction's search path holds the tenant's schema
+    /// alone, whatever the scope says. A table missing from the tenant's
+    /// schema is then an error instead of resolving to a `public` table of the
+    /// same name. Shared tables must be schema-qualified.
+    ///
+    /// ```
+    /// # fn demo(db: tenancy_sea_orm::TenantDb) {
+    /// let db = db.strict();
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn strict(self) -> Self {
+        self.with_shared_schemas([])
+    }
+
+    /// Puts these shared schemas after the tenant's on every transaction's
+    /// search path (for example an `extensions` schema), instead of the
+    /// scope's own choice. An empty list is [strict mode](Self::strict).
+    ///
+    /// ```
+    /// # fn demo(db: tenancy_sea_orm::TenantDb) -> Result<(), tenancy_core::Error> {
+    /// use tenancy_core::SharedSchema;
+    /// let db = db.with_shared_schemas([SharedSchema::new("extensions")?, SharedSchema::public()]);
+    /// # Ok(()) }
+    /// ```
+    #[must_use]
+    pub fn with_shared_schemas(mut self, shared: impl IntoIterator<Item = SharedSchema>) -> Self {
+        self.shared = Some(shared.into_iter().collect());
+        self
+    }
+
+    /// Settings applied to every transaction opened without explicit options.
+    ///
+    /// ```
+    /// # fn demo(db: tenancy_sea_orm::TenantDb) {
+    /// use std::time::Duration;
+    /// let db = db.with_options(tenancy_sea_orm::ScopeOptions::new().statement_timeout(Duration::from_secs(10)));
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn with_options(mut self, options: ScopeOptions) -> Self {
+        self.options = options;
+        self
+    }
+
+    /// Uses this registry for [`begin_registered`](Self::begin_registered) and
+    /// [`resolve`](Self::resolve) (a custom table, cache TTL or capacity).
+    ///
+    /// ```
+    /// # fn demo(db: tenancy_sea_orm::TenantDb) {
+    /// use std::time::Duration;
+    /// use tenancy_sea_orm::{RegistryConfig, TenantRegistry};
+    /// let registry = TenantRegistry::with_config(
+    ///     db.connection().clone(),
+    ///     RegistryConfig::default().with_ttl(Duration::from_secs(5)),
+    /// );
+    /// let db = db.with_registry(registry);
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn with_registry(mut self, registry: TenantRegistry) -> Self {
+        self.registry = registry;
+        self
+    }
+
+    /// The wrapped connection, for unscoped work on shared tables.
+    ///
+    /// ```
+    /// # fn demo(db: tenancy_sea_orm::TenantDb) {
+    /// let shared: &sea_orm::DatabaseConnection = db.connection();
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn connection(&self) -> &DatabaseConnection {
+        &self.conn
+    }
+
+    /// The tenant registry this handle resolves tenant ids with.
+    ///
+    /// ```
+    /// # fn demo(db: tenancy_sea_orm::TenantDb, id: tenancy_core::TenantId) {
+    /// db.registry().invalidate(&id); // after suspending `id` in this process
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn registry(&self) -> &TenantRegistry {
+        &self.registry
+    }
+
+    /// The search path a transaction for `scope` pins.
+    ///
+    /// ```
+    /// # fn demo(db: tenancy_sea_orm::TenantDb) -> Result<(), Box<dyn std::error::Error>> {
+    /// let tenant = tenancy_core::Tenant::from_id("acme".parse()?)?;
+    /// assert_eq!(db.strict().search_path(&tenant).to_string(), r#""tenant_acme""#);
+    /// # Ok(()) }
+    /// ```
+    #[must_use]
+    pub fn search_path(&self, scope: &(impl TenantScope + ?Sized)) -> SearchPath {
+        match &self.shared {
+            Some(shared) => SearchPath::with_shared(scope.schema().clone(), shared.iter().cloned()),
+            None => scope.search_path(),
+        }
+    }
+
+    /// Opens a transaction scoped to `scope`, with this handle's options.
+    ///
+    /// # Errors
+    /// [`Error::Connection`] when the pool has no connection to give,
+    /// [`Error::SchemaMissing`] when the tenant's schema does not exist, and
+    /// [`Error::SchemaAccessDenied`] when the role has no `USAGE` on it
+    /// (checked inside the opening message the first time a schema is used
+    /// with a role, then again at most once a minute; see
+    /// [`forget_schema`](Self::forget_schema)),
+    /// [`Error::Role`] when a configured role cannot be assumed,
+    /// [`Error::Begin`] for any other failure of the opening statement.
+    /// A failed or cancelled begin closes its connection rather than pooling
+    /// it.
+    pub async fn begin(
+        &self,
+        scope: &(impl TenantScope + ?Sized),
+    ) -> Result<TenantTransaction, Error> {
+        self.begin_with(scope, &self.options).await
+    }
+
+    /// Opens a transaction scoped to `scope`, with explicit options instead of
+    /// this handle's.
+    ///
+    /// # Errors
+    /// As [`begin`](Self::begin).
+    pub async fn begin_with(
+        &self,
+        scope: &(impl TenantScope + ?Sized),
+        options: &ScopeOptions,
+    ) -> Result<TenantTransaction, Error> {
+        let label = Arc::new(ScopeLabel::of(scope));
+        let span = tracing::info_span!(
+            "tenant_transaction",
+            tenant = label.tenant.as_ref().map(TenantId::as_str),
+            schema = label.schema.as_str(),
+        );
+        let path = self.search_path(scope);
+        let checked = (path.tenant().clone(), options.role_name().cloned());
+        let verify = !self.verified.contains_key(&checked);
+        let begin_sql = options.begin_statement(&path, verify);
+        let opened = async {
+            let conn = self.pool.acquire().await.map_err(|err| Error::Connection {
+                scope: (*label).clone(),
+                source: acquire_err(err),
+            })?;
+            ScopedConnection::open(conn, begin_sql)
+                .await
+                .map_err(|(_discarded, err)| begin_error(&label, options, err))
+        }
+        .instrument(span.clone())
+        .await?;
+        if verify {
+            self.verified.insert(checked, ());
+        }
+        Ok(TenantTransaction::new(opened, label, span))
+    }
+
+    /// Runs `callback` in a transaction scoped to `scope`: commits when it
+    /// returns `Ok`, rolls back when it returns `Err`. A panic inside it, or
+    /// dropping the returned future, rolls back too.
+    ///
+    /// `E` is the callback's error type; scoping errors convert into it
+    /// (`DbErr` works, as does any error with `From<tenancy_sea_orm::Error>`).
+    ///
+    /// # Errors
+    /// The callback's error, or the scoping or commit error converted into `E`.
+    pub async fn transaction<F, T, E>(
+        &self,
+        scope: &(impl TenantScope + ?Sized),
+        callback: F,
+    ) -> Result<T, E>
+    where
+        F: for<'c> FnOnce(
+                &'c TenantTransaction,
+            ) -> Pin<Box<dyn Future<Output = Result<T, E>> + Send + 'c>>
+            + Send,
+        T: Send,
+        E: From<Error> + Send,
+    {
+        let txn = self.begin(scope).await?;
+        let result = callback(&txn).await;
+        let scope = txn.scope().clone();
+        match result {
+            Ok(value) => {
+                txn.commit()
+                    .await
+                    .map_err(|source| Error::Commit { scope, source })?;
+                Ok(value)
+            }
+            Err(err) => {
+                txn.rollback()
+                    .await
+                    .map_err(|source| Error::Rollback { scope, source })?;
+                Err(err)
+            }
+        }
+    }
+
+    /// Makes the next transaction on `schema` check again that the schema
+    /// exists. Call it after dropping a tenant's schema in this process; other
+    /// processes notice within a minute.
+    ///
+    /// ```
+    /// # fn demo(db: tenancy_sea_orm::TenantDb) -> Result<(), tenancy_core::Error> {
+    /// db.forget_schema(&"tenant_acme".parse()?);
+    /// # Ok(()) }
+    /// ```
+    pub fn forget_schema(&self, schema: &SchemaName) {
+        // Keyed by (schema, role): drop every role's entry for this schema.
+        for (checked, ()) in &self.verified {
+            if checked.0 == *schema {
+                self.verified.invalidate(&*checked);
+            }
+        }
+    }
+
+    /// Looks `id` up in the registry (cached) and returns the tenant, only if
+    /// it is active.
+    ///
+    /// # Errors
+    /// [`Error::UnknownTenant`], [`Error::Inaccessible`] (suspended,
+    /// provisioning, deleted) or [`Error::Registry`].
+    pub async fn resolve(&self, id: &TenantId) -> Result<Tenant, Error> {
+        self.registry.resolve(id).await
+    }
+
+    /// Opens a transaction for a registered, active tenant, by id.
+    ///
+    /// # Errors
+    /// As [`resolve`](Self::resolve), then as [`begin`](Self::begin).
+    pub async fn begin_registered(&self, id: &TenantId) -> Result<TenantTransaction, Error> {
+        let tenant = self.resolve(id).await?;
+        self.begin(&tenant).await
+    }
+
+    /// [`transaction`](Self::transaction) for a registered, active tenant, by id.
+    ///
+    /// # Errors
+    /// As [`resolve`](Self::resolve), then as [`transaction`](Self::transaction).
+    pub async fn transaction_registered<F, T, E>(&self, id: &TenantId, callback: F) -> Result<T, E>
+    where
+        F: for<'c> FnOnce(
+                &'c TenantTransaction,
+            ) -> Pin<Box<dyn Future<Output = Result<T, E>> + Send + 'c>>
+            + Send,
+        T: Send,
+        E: From<Error> + Send,
+    {
+        let tenant = self.resolve(id).await?;
+        self.transaction(&tenant, callback).await
+    }
+}
+
+/// Turns a failed opening statement into the error that says what to do.
+fn begin_error(label: &ScopeLabel, options: &ScopeOptions, err: sea_orm::sqlx::Error) -> Error {
+    let scope = label.clone();
+    match (sqlstate(&err).as_deref(), options.role_name()) {
+        // invalid_schema_name: raised by the regnamespace check.
+        (Some("3F000"), _) => Error::SchemaMissing { scope },
+        // division_by_zero: raised by the USAGE check.
+        (Some("22012"), role) => Error::SchemaAccessDenied {
+            scope,
+            role: role.map(ToString::to_string),
+        },
+        // undefined_object / insufficient_privilege / invalid_parameter_value from SET ROLE.
+        (Some("42704" | "42501" | "22023"), Some(role)) => Error::Role {
+            scope,
+            role: role.to_string(),
+            source: conn_err(err),
+        },
+        _ => Error::Begin {
+            scope,
+            source: DbErr::Conn(sea_orm::RuntimeErr::SqlxError(err.into())),
+        },
+    }
+}
+
+impl fmt::Debug for TenantDb {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TenantDb")
+            .field("shared", &self.shared)
+            .field("options", &self.options)
+            .field("registry", &self.registry)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,224 @@
+use std::fmt;
+
+use sea_orm::DbErr;
+use tenancy_core::{SchemaName, TenantId, TenantScope, TenantStatus};
+
+/// Which tenant an error is about: its id when the scope knows one, and its schema.
+///
+/// ```
+/// use tenancy_core::Tenant;
+/// use tenancy_sea_orm::ScopeLabel;
+///
+/// let tenant = Tenant::from_id("acme".parse()?)?;
+/// assert_eq!(ScopeLabel::of(&tenant).to_string(), "tenant acme (schema tenant_acme)");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ScopeLabel {
+    /// The tenant id, if the scope has one.
+    pub tenant: Option<TenantId>,
+    /// The tenant's schema.
+    pub schema: SchemaName,
+}
+
+impl ScopeLabel {
+    /// The label of a scope.
+    ///
+    /// ```
+    /// use tenancy_sea_orm::ScopeLabel;
+    /// let schema: tenancy_core::SchemaName = "legacy".parse()?;
+    /// assert_eq!(ScopeLabel::of(&schema).to_string(), "schema legacy");
+    /// # Ok::<(), tenancy_core::Error>(())
+    /// ```
+    #[must_use]
+    pub fn of(scope: &(impl TenantScope + ?Sized)) -> Self {
+        Self {
+            tenant: scope.tenant_id().cloned(),
+            schema: scope.schema().clone(),
+        }
+    }
+}
+
+impl fmt::Display for ScopeLabel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.tenant {
+            Some(tenant) => write!(f, "tenant {tenant} (schema {})", self.schema),
+            None => write!(f, "schema {}", self.schema),
+        }
+    }
+}
+
+/// Everything that can go wrong opening, scoping or finishing a tenant
+/// transaction. Every variant names the tenant.
+///
+/// Errors of the statements a user runs inside a transaction stay SeaORM's
+/// [`DbErr`], so entity code is unchanged; `Error` converts into `DbErr` for
+/// closures that return `Result<_, DbErr>`.
+///
+/// ```
+/// use tenancy_sea_orm::Error;
+///
+/// let err = Error::UnknownTenant { tenant: "acme".parse()? };
+/// assert_eq!(err.to_string(), "tenant acme is not registered");
+/// let db_err: sea_orm::DbErr = err.into();
+/// assert!(db_err.to_string().contains("tenant acme is not registered"));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The connection is not a SeaORM PostgreSQL pool (SQLite, MySQL, mock).
+    #[error(
+        "tenancy needs a PostgreSQL connection pool, got a {backend} connection; connect with a \
+         postgres:// URL"
+    )]
+    NotPostgres {
+        /// The backend SeaORM reports.
+        backend: String,
+    },
+
+    /// No connection could be had from the pool (timeout, closed pool, server down).
+    #[error("cannot open a transaction for {scope}: no database connection ({source})")]
+    Connection {
+        /// The tenant.
+        scope: ScopeLabel,
+        /// The pool's error.
+        #[source]
+        source: DbErr,
+    },
+
+    /// The tenant's schema does not exist, so its queries would fall through
+    /// to the shared schemas. Refused instead.
+    #[error(
+        "the schema of {scope} does not exist; create the tenant (or adopt its schema) before \
+         using it"
+    )]
+    SchemaMissing {
+        /// The tenant.
+        scope: ScopeLabel,
+    },
+
+    /// The tenant's schema exists but the transaction's role has no `USAGE` on
+    /// it, so PostgreSQL would skip it on the search path and resolve every
+    /// table in the shared schemas. Refused instead.
+    #[error(
+        "the role {} has no USAGE privilege on the schema of {scope}; grant it \
+         (GRANT USAGE ON SCHEMA {} TO ...) or scope with another role",
+        role.as_deref().unwrap_or("of this connection"),
+        scope.schema.quoted()
+    )]
+    SchemaAccessDenied {
+        /// The tenant.
+        scope: ScopeLabel,
+        /// The role set with [`ScopeOptions::role`](crate::ScopeOptions::role), if any.
+        role: Option<String>,
+    },
+
+    /// `SET LOCAL ROLE` named a role that does not exist or that the
+    /// connecting user is not a member of.
+    #[error("cannot switch to role {role} for {scope}: {source}")]
+    Role {
+        /// The tenant.
+        scope: ScopeLabel,
+        /// The role.
+        role: String,
+        /// The server's refusal.
+        #[source]
+        source: DbErr,
+    },
+
+    /// `BEGIN` or the scoping statements failed for another reason.
+    #[error("cannot begin a transaction for {scope}: {source}")]
+    Begin {
+        /// The tenant.
+        scope: ScopeLabel,
+        /// The server's error.
+        #[source]
+        source: DbErr,
+    },
+
+    /// `COMMIT` failed; the transaction was rolled back by the server.
+    #[error("commit failed for {scope}: {source}")]
+    Commit {
+        /// The tenant.
+        scope: ScopeLabel,
+        /// The server's error.
+        #[source]
+        source: DbErr,
+    },
+
+    /// `ROLLBACK` failed (the connection is discarded, not returned to the pool).
+    #[error("rollback failed for {scope}: {source}")]
+    Rollback {
+        /// The tenant.
+        scope: ScopeLabel,
+        /// The server's error.
+        #[source]
+        source: DbErr,
+    },
+
+    /// The registry has no tenant with this id.
+    #[error("tenant {tenant} is not registered")]
+    UnknownTenant {
+        /// The tenant id looked up.
+        tenant: TenantId,
+    },
+
+    /// The tenant is registered but its status refuses access.
+    #[error("tenant {tenant} is {status}; access is refused until it is active again")]
+    Inaccessible {
+        /// The tenant id looked up.
+        tenant: TenantId,
+        /// Its status in the registry.
+        status: TenantStatus,
+    },
+
+    /// The registry could not be read, or holds a row we cannot use.
+    #[error("cannot look up tenant {tenant} in the registry: {reason}")]
+    Registry {
+        /// The tenant id looked up.
+        tenant: TenantId,
+        /// What went wrong.
+        reason: String,
+        /// The underlying error, when the database raised one.
+        #[source]
+        source: Option<DbErr>,
+    },
+}
+
+impl Error {
+    /// The tenant id the error is about, if known.
+    ///
+    /// ```
+    /// let err = tenancy_sea_orm::Error::UnknownTenant { tenant: "acme".parse()? };
+    /// assert_eq!(err.tenant().map(|t| t.as_str()), Some("acme"));
+    /// # Ok::<(), tenancy_core::Error>(())
+    /// ```
+    #[must_use]
+    pub fn tenant(&self) -> Option<&TenantId> {
+        match self {
+            Self::NotPostgres { .. } => None,
+            Self::Connection { scope, .. }
+            | Self::SchemaMissing { scope }
+            | Self::SchemaAccessDenied { scope, .. }
+            | Self::Role { scope, .. }
+            | Self::Begin { scope, .. }
+            | Self::Commit { scope, .. }
+            | Self::Rollback { scope, .. } => scope.tenant.as_ref(),
+            Self::UnknownTenant { tenant }
+            | Self::Inaccessible { tenant, .. }
+            | Self::Registry { tenant, .. } => Some(tenant),
+        }
+    }
+}
+
+impl From<Error> for DbErr {
+    fn from(err: Error) -> Self {
+        match err {
+            // Keep the server's error where there is one, so `DbErr::sql_err()` and
+            // SQLSTATE checks still work on it; the tenant is in the span.
+            Error::Commit { source, .. } | Error::Rollback { source, .. } => source,
+            other => DbErr::Custom(other.to_string()),
+        }
+    }
+}

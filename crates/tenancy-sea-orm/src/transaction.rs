@@ -1,0 +1,417 @@
+//! The tenant transaction: SeaORM's connection traits over one pooled
+//! connection whose transaction pinned the tenant's search path.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use futures_util::StreamExt as _;
+use futures_util::stream::BoxStream;
+use sea_orm::sqlx::Executor as _;
+use sea_orm::{
+    AccessMode, ConnectionTrait, DbBackend, DbErr, ExecResult, IsolationLevel, QueryResult,
+    Statement, StreamTrait, TransactionError, TransactionOptions, TransactionSession,
+    TransactionTrait,
+};
+use sqlx_core::sql_str::AssertSqlSafe;
+use sqlx_core::transaction::TransactionManager as _;
+use tokio::sync::Mutex;
+use tracing::Instrument as _;
+
+use crate::connection::{
+    PgTransactionManager, ScopedConnection, exec_err, is_stale_plan, query_err, sqlx_query,
+};
+use crate::error::ScopeLabel;
+
+/// A transaction pinned to one tenant's schema.
+///
+/// Opened by [`TenantDb::begin`](crate::TenantDb::begin) (or used inside
+/// [`TenantDb::transaction`](crate::TenantDb::transaction)). It implements
+/// SeaORM's [`ConnectionTrait`], [`StreamTrait`], [`TransactionTrait`] and
+/// [`TransactionSession`], so entities, `sea_query` statements and raw
+/// statements work on it unchanged and resolve to the tenant's tables.
+///
+/// Ends with [`commit`](Self::commit) or [`rollback`](Self::rollback). Dropped
+/// without either (an early `?`, a panic, a cancelled future) it rolls back:
+/// the `ROLLBACK` is queued on the connection and sent before the connection
+/// is used again, and since the search path was set with `SET LOCAL`, nothing
+/// of the tenant is left on the pooled connection.
+///
+/// [`begin`](TransactionTrait::begin) on it opens a savepoint that keeps the
+/// tenant's scope; rolling the savepoint back keeps it too.
+pub struct TenantTransaction {
+    conn: Arc<Mutex<ScopedConnection>>,
+    /// This handle's nesting level: 1 for the transaction, 2+ for savepoints.
+    depth: usize,
+    open: bool,
+    scope: Arc<ScopeLabel>,
+    span: tracing::Span,
+}
+
+impl TenantTransaction {
+    pub(crate) fn new(conn: ScopedConnection, scope: Arc<ScopeLabel>, span: tracing::Span) -> Self {
+        Self {
+            conn: Arc::new(Mutex::new(conn)),
+            depth: 1,
+            open: true,
+            scope,
+            span,
+        }
+    }
+
+    /// Which tenant this transaction is scoped to.
+    ///
+    /// ```no_run
+    /// # async fn demo(db: tenancy_sea_orm::TenantDb, tenant: tenancy_core::Tenant) -> Result<(), tenancy_sea_orm::Error> {
+    /// let txn = db.begin(&tenant).await?;
+    /// println!("working in {}", txn.scope());
+    /// # Ok(()) }
+    /// ```
+    #[must_use]
+    pub fn scope(&self) -> &ScopeLabel {
+        &self.scope
+    }
+
+    /// Commits the transaction (or releases the savepoint, when nested).
+    ///
+    /// # Errors
+    /// The server's error, as [`DbErr`]; the transaction is then rolled back
+    /// and the connection discarded rather than returned to the pool.
+    pub async fn commit(mut self) -> Result<(), DbErr> {
+        self.finish(true).await
+    }
+
+    /// Rolls the transaction back (or back to the savepoint, when nested).
+    ///
+    /// # Errors
+    /// The server's error, as [`DbErr`]; the connection is then discarded.
+    pub async fn rollback(mut self) -> Result<(), DbErr> {
+        self.finish(false).await
+    }
+
+    async fn finish(&mut self, commit: bool) -> Result<(), DbErr> {
+        let span = self.span.clone();
+        let mut guard = self.conn.lock().await;
+        // Whatever happens now, Drop must not queue another rollback.
+        self.open = false;
+        if guard.depth() != self.depth {
+            // A nested transaction is still open above this one: COMMIT here
+            // would only release the savepoint, and dropping the savepoint
+            // later would undo everything. Closing the connection rolls it
+            // all back on the server, which is at least what it says.
+            guard.discard = true;
+            return Err(DbErr::Custom(format!(
+                "cannot finish the transaction for {} while a nested transaction (savepoint) \
+                 opened from it is still open; finish that first. Everything was rolled back",
+                self.scope
+            )));
+        }
+        let result = if commit {
+            PgTransactionManager::commit(&mut guard.conn)
+                .instrument(span)
+                .await
+        } else {
+            PgTransactionManager::rollback(&mut guard.conn)
+                .instrument(span)
+                .await
+        };
+        // Whatever happened, Drop must not queue another rollback.
+        self.open = false;
+        result.map_err(|err| {
+            guard.discard = true;
+            exec_err(err)
+        })
+    }
+
+    /// Opens a savepoint sharing this transaction's connection and scope.
+    async fn savepoint(&self) -> Result<Self, DbErr> {
+        let mut guard = self.conn.lock().await;
+        PgTransactionManager::begin(&mut guard.conn, None)
+            .instrument(self.span.clone())
+            .await
+            .map_err(|err| {
+                guard.discard = true;
+                query_err(err)
+            })?;
+        let depth = guard.depth();
+        Ok(Self {
+            conn: Arc::clone(&self.conn),
+            depth,
+            open: true,
+            scope: Arc::clone(&self.scope),
+            span: self.span.clone(),
+        })
+    }
+
+    /// Runs `callback` in this transaction, then commits on `Ok` and rolls
+    /// back on `Err`, as SeaORM's `DatabaseTransaction` does.
+    async fn run<F, T, E>(self, callback: F) -> Result<T, TransactionError<E>>
+    where
+        F: for<'c> FnOnce(
+                &'c TenantTransaction,
+            ) -> Pin<Box<dyn Future<Output = Result<T, E>> + Send + 'c>>
+            + Send,
+        T: Send,
+        E: fmt::Display + fmt::Debug + Send,
+    {
+        let result = callback(&self).await.map_err(TransactionError::Transaction);
+        if result.is_ok() {
+            self.commit().await.map_err(TransactionError::Connection)?;
+        } else {
+            self.rollback()
+                .await
+                .map_err(TransactionError::Connection)?;
+        }
+        result
+    }
+}
+
+/// Runs one statement, restarting the transaction once when the first
+/// statement hits a stale prepared plan (see `ScopedConnection::restart`).
+macro_rules! run_statement {
+    ($txn:expr, |$conn:ident| $body:expr, $map_err:expr) => {{
+        let mut guard = $txn.conn.lock().await;
+        let first = {
+            let $conn = &mut *guard.conn;
+            $body.await
+        };
+        let result = match first {
+            Err(err) if guard.can_restart_after(&err) => match guard.restart().await {
+                Ok(()) => {
+                    let $conn = &mut *guard.conn;
+                    $body.await
+                }
+                Err(_) => Err(err),
+            },
+            other => other,
+        };
+        match result {
+            Ok(value) => {
+                guard.fresh = false;
+                Ok(value)
+            }
+            Err(err) => {
+                // Later statements of this transaction can no longer be restarted.
+                guard.fresh = false;
+                if is_stale_plan(&err) {
+                    guard.discard = true;
+                }
+                Err($map_err(err))
+            }
+        }
+    }};
+}
+
+#[async_trait::async_trait]
+impl ConnectionTrait for TenantTransaction {
+    fn get_database_backend(&self) -> DbBackend {
+        DbBackend::Postgres
+    }
+
+    async fn execute_raw(&self, stmt: Statement) -> Result<ExecResult, DbErr> {
+        let statement =
+            async { run_statement!(self, |conn| sqlx_query(&stmt).execute(&mut *conn), exec_err) };
+        statement
+            .instrument(self.span.clone())
+            .await
+            .map(ExecResult::from)
+    }
+
+    async fn execute_unprepared(&self, sql: &str) -> Result<ExecResult, DbErr> {
+        let statement = async {
+            run_statement!(
+                self,
+                |conn| conn.execute(AssertSqlSafe(sql.to_owned())),
+                exec_err
+            )
+        };
+        statement
+            .instrument(self.span.clone())
+            .await
+            .map(ExecResult::from)
+    }
+
+    async fn query_one_raw(&self, stmt: Statement) -> Result<Option<QueryResult>, DbErr> {
+        let statement = async {
+            run_statement!(
+                self,
+                |conn| sqlx_query(&stmt).fetch_optional(&mut *conn),
+                query_err
+            )
+        };
+        let row = statement.instrument(self.span.clone()).await?;
+        Ok(row.map(QueryResult::from))
+    }
+
+    async fn query_all_raw(&self, stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
+        let statement = async {
+            run_statement!(
+                self,
+                |conn| sqlx_query(&stmt).fetch_all(&mut *conn),
+                query_err
+            )
+        };
+        let rows = statement.instrument(self.span.clone()).await?;
+        Ok(rows.into_iter().map(QueryResult::from).collect())
+    }
+}
+
+impl StreamTrait for TenantTransaction {
+    type Stream<'a> = BoxStream<'a, Result<QueryResult, DbErr>>;
+
+    fn get_database_backend(&self) -> DbBackend {
+        DbBackend::Postgres
+    }
+
+    fn stream_raw<'a>(
+        &'a self,
+        stmt: Statement,
+    ) -> Pin<Box<dyn Future<Output = Result<Self::Stream<'a>, DbErr>> + 'a + Send>> {
+        Box::pin(async move {
+            // The lock is held for the life of the stream: the connection
+            // cannot serve another statement while rows are still arriving.
+            let mut guard = self.conn.lock().await;
+            guard.fresh = false;
+            let rows = async_stream::stream! {
+                let scoped: &mut ScopedConnection = &mut guard;
+                let mut rows = sqlx_query(&stmt).fetch(&mut *scoped.conn);
+                while let Some(row) = rows.next().await {
+                    if let Err(err) = &row
+                        && is_stale_plan(err)
+                    {
+                        // Rows may already have reached the caller, so this
+                        // cannot be replayed; a retry on a fresh connection can.
+                        scoped.discard = true;
+                    }
+                    yield row.map(QueryResult::from).map_err(query_err);
+                }
+            };
+            Ok(rows.boxed())
+        })
+    }
+}
+
+#[async_trait::async_trait]
+impl TransactionTrait for TenantTransaction {
+    type Transaction = TenantTransaction;
+
+    async fn begin(&self) -> Result<TenantTransaction, DbErr> {
+        self.savepoint().await
+    }
+
+    async fn begin_with_config(
+        &self,
+        isolation_level: Option<IsolationLevel>,
+        access_mode: Option<AccessMode>,
+    ) -> Result<TenantTransaction, DbErr> {
+        refuse_nested_config(isolation_level.is_some() || access_mode.is_some())?;
+        self.savepoint().await
+    }
+
+    async fn begin_with_options(
+        &self,
+        options: TransactionOptions,
+    ) -> Result<TenantTransaction, DbErr> {
+        refuse_nested_config(options.isolation_level.is_some() || options.access_mode.is_some())?;
+        self.savepoint().await
+    }
+
+    async fn transaction<F, T, E>(&self, callback: F) -> Result<T, TransactionError<E>>
+    where
+        F: for<'c> FnOnce(
+                &'c TenantTransaction,
+            ) -> Pin<Box<dyn Future<Output = Result<T, E>> + Send + 'c>>
+            + Send,
+        T: Send,
+        E: fmt::Display + fmt::Debug + Send,
+    {
+        let savepoint = self
+            .savepoint()
+            .await
+            .map_err(TransactionError::Connection)?;
+        savepoint.run(callback).await
+    }
+
+    async fn transaction_with_config<F, T, E>(
+        &self,
+        callback: F,
+        isolation_level: Option<IsolationLevel>,
+        access_mode: Option<AccessMode>,
+    ) -> Result<T, TransactionError<E>>
+    where
+        F: for<'c> FnOnce(
+                &'c TenantTransaction,
+            ) -> Pin<Box<dyn Future<Output = Result<T, E>> + Send + 'c>>
+            + Send,
+        T: Send,
+        E: fmt::Display + fmt::Debug + Send,
+    {
+        refuse_nested_config(isolation_level.is_some() || access_mode.is_some())
+            .map_err(TransactionError::Connection)?;
+        self.transaction(callback).await
+    }
+}
+
+/// PostgreSQL fixes isolation and access mode when a transaction begins, so a
+/// savepoint cannot change them; saying so beats silently ignoring them.
+fn refuse_nested_config(requested: bool) -> Result<(), DbErr> {
+    if requested {
+        return Err(DbErr::Custom(
+            "isolation level and access mode are fixed when the tenant transaction begins; \
+             set them with ScopeOptions, not on a nested transaction"
+                .to_owned(),
+        ));
+    }
+    Ok(())
+}
+
+#[async_trait::async_trait]
+impl TransactionSession for TenantTransaction {
+    async fn commit(self) -> Result<(), DbErr> {
+        TenantTransaction::commit(self).await
+    }
+
+    async fn rollback(self) -> Result<(), DbErr> {
+        TenantTransaction::rollback(self).await
+    }
+}
+
+impl Drop for TenantTransaction {
+    fn drop(&mut self) {
+        if !self.open {
+            return;
+        }
+        match self.conn.try_lock() {
+            // Queued, not sent: the next use of the connection (at the latest
+            // the pool's check when it is returned) sends it first.
+            Ok(mut guard) if guard.depth() == self.depth => {
+                PgTransactionManager::start_rollback(&mut guard.conn);
+            }
+            // A savepoint above this level is still open: a queued rollback
+            // would undo the wrong level. Close the connection instead.
+            Ok(mut guard) => guard.discard = true,
+            Err(_) => {
+                // Only a concurrent user of a nested transaction can hold the
+                // lock here. The transaction then stays open, and the
+                // connection is closed instead of pooled once its last handle
+                // is gone (see `ScopedConnection`'s Drop).
+                tracing::warn!(
+                    parent: &self.span,
+                    "tenant transaction for {} dropped while its connection was in use; \
+                     the connection will be closed instead of reused",
+                    self.scope
+                );
+            }
+        }
+    }
+}
+
+impl fmt::Debug for TenantTransaction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TenantTransaction")
+            .field("scope", &self.scope)
+            .field("open", &self.open)
+            .finish_non_exhaustive()
+    }
+}
