@@ -1,0 +1,328 @@
+//! How much does scoping a transaction to a tenant cost?
+//!
+//! One primary-key SELECT per transaction, in each of these shapes, on one
+//! pool, in one run, interleaved round by round so drift hits all alike:
+//!
+//! - `plain`: a plain SeaORM transaction (`begin`, SELECT, `commit`) on `public.items`
+//! - `scoped`: our `TenantDb::begin` (one `BEGIN; SET LOCAL search_path …` message), same SELECT
+//! - `naive`: SeaORM `begin`, then `SET LOCAL search_path` as its own statement, same SELECT
+//! - `autocommit`: the SELECT alone, no transaction
+//! - `scoped-spread`: `scoped`, each transaction on one of N tenant schemas at random
+//! - `plain-spread`: `plain`, the SELECT schema-qualified to one of N tenant schemas at random
+//!
+//! Run: `cargo bench --bench scoped_transactions` (options: `-- --help`).
+//! Prints medians, throughput and the ratios against `plain`, as a Markdown table.
+
+#![allow(
+    unreachable_pub,
+    clippy::print_stdout,
+    clippy::unwrap_used,
+    clippy::expect_used
+)]
+
+use std::time::{Duration, Instant};
+
+use sea_orm::entity::prelude::*;
+use sea_orm::{
+    ConnectionTrait, Database, DatabaseConnection, DbBackend, Statement, TransactionTrait,
+};
+use tenancy::sea_orm::TenantDb;
+use tenancy::{SchemaName, Tenant, TenantId};
+use tenancy_testing::TestDatabase;
+
+mod items {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "items")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: i32,
+        pub name: String,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+const ROWS: i32 = 100;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Shape {
+    Plain,
+    Scoped,
+    Naive,
+    Autocommit,
+    ScopedSpread,
+    PlainSpread,
+}
+
+impl Shape {
+    const ALL: [Self; 6] = [
+        Self::Plain,
+        Self::Scoped,
+        Self::Naive,
+        Self::Autocommit,
+        Self::ScopedSpread,
+        Self::PlainSpread,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            Self::Plain => "plain",
+            Self::Scoped => "scoped",
+            Self::Naive => "naive",
+            Self::Autocommit => "autocommit",
+            Self::ScopedSpread => "scoped-spread",
+            Self::PlainSpread => "plain-spread",
+        }
+    }
+
+    fn what(self) -> &'static str {
+        match self {
+            Self::Plain => "(a) plain SeaORM transaction: BEGIN, SELECT, COMMIT",
+            Self::Scoped => {
+                "(b) TenantDb::begin: BEGIN; SET LOCAL … in one message, SELECT, COMMIT"
+            }
+            Self::Naive => "(c) SeaORM begin(), SET LOCAL as its own statement, SELECT, COMMIT",
+            Self::Autocommit => "(d) the SELECT alone, autocommit",
+            Self::ScopedSpread => "(b) over N tenants at random",
+            Self::PlainSpread => "(a) with the table schema-qualified, over N tenants at random",
+        }
+    }
+}
+
+/// Options of the benchmark (`cargo bench --bench scoped_transactions -- --help`).
+#[derive(Debug, clap::Parser)]
+struct Config {
+    /// Concurrent clients, and the pool size.
+    #[arg(long, default_value_t = 4)]
+    clients: usize,
+    /// Tenant schemas for the spread shapes.
+    #[arg(long, default_value_t = 1000)]
+    tenants: usize,
+    /// Rounds; each runs every shape once, in rotating order.
+    #[arg(long, default_value_t = 20)]
+    rounds: usize,
+    /// Transactions per client per shape per round.
+    #[arg(long, default_value_t = 250)]
+    per_round: usize,
+    /// Keep the pool's test-before-acquire ping (SeaORM's default; one more round trip for all shapes).
+    #[arg(long)]
+    ping: bool,
+    /// Passed by `cargo bench`; ignored.
+    #[arg(long, hide = true)]
+    bench: bool,
+}
+
+/// A tiny deterministic generator: the benchmark needs spread, not quality.
+struct Lcg(u64);
+
+impl Lcg {
+    fn next(&mut self, bound: usize) -> usize {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        ((self.0 >> 33) % bound as u64) as usize
+    }
+}
+
+struct Fixture {
+    conn: DatabaseConnection,
+    db: TenantDb,
+    tenants: Vec<Tenant>,
+}
+
+async fn setup(test_db: &TestDatabase, config: &Config) -> Fixture {
+    let mut opts = test_db.connect_options();
+    opts.max_connections(config.clients as u32)
+        .min_connections(config.clients as u32)
+        .test_before_acquire(config.ping);
+    let conn = Database::connect(opts).await.unwrap();
+    let rows: Vec<String> = (1..=ROWS).map(|i| format!("({i}, 'item {i}')")).collect();
+    let rows = rows.join(", ");
+    conn.execute_unprepared(&format!(
+        "CREATE TABLE public.items (id int PRIMARY KEY, name text NOT NULL); \
+         INSERT INTO public.items VALUES {rows}"
+    ))
+    .await
+    .unwrap();
+    let mut tenants = Vec::with_capacity(config.tenants);
+    let mut ddl = String::new();
+    for n in 0..config.tenants {
+        let tenant = Tenant::from_id(TenantId::new(&format!("t{n:05}")).unwrap()).unwrap();
+        let schema: &SchemaName = tenancy::TenantScope::schema(&tenant);
+        let s = schema.quoted();
+        ddl.push_str(&format!(
+            "CREATE SCHEMA {s}; CREATE TABLE {s}.items (id int PRIMARY KEY, name text NOT NULL); \
+             INSERT INTO {s}.items SELECT id, name FROM public.items;"
+        ));
+        tenants.push(tenant);
+        if ddl.len() > 200_000 || n + 1 == config.tenants {
+            conn.execute_unprepared(&format!("BEGIN; {ddl} COMMIT;"))
+                .await
+                .unwrap();
+            ddl.clear();
+        }
+    }
+    conn.execute_unprepared("VACUUM ANALYZE").await.unwrap();
+    let db = TenantDb::new(conn.clone()).unwrap();
+    Fixture { conn, db, tenants }
+}
+
+async fn one_transaction(fx: &Fixture, shape: Shape, rng: &mut Lcg) {
+    let id = rng.next(ROWS as usize) as i32 + 1;
+    match shape {
+        Shape::Plain => {
+            let txn = fx.conn.begin().await.unwrap();
+            let row = items::Entity::find_by_id(id).one(&txn).await.unwrap();
+            txn.commit().await.unwrap();
+            assert!(row.is_some());
+        }
+        Shape::Scoped | Shape::ScopedSpread => {
+            let tenant = if shape == Shape::Scoped {
+                &fx.tenants[0]
+            } else {
+                &fx.tenants[rng.next(fx.tenants.len())]
+            };
+            let txn = fx.db.begin(tenant).await.unwrap();
+            let row = items::Entity::find_by_id(id).one(&txn).await.unwrap();
+            txn.commit().await.unwrap();
+            assert!(row.is_some());
+        }
+        Shape::Naive => {
+            let txn = fx.conn.begin().await.unwrap();
+            let path = tenancy::TenantScope::search_path(&fx.tenants[0]);
+            txn.execute_unprepared(&path.set_local_statement())
+                .await
+                .unwrap();
+            let row = items::Entity::find_by_id(id).one(&txn).await.unwrap();
+            txn.commit().await.unwrap();
+            assert!(row.is_some());
+        }
+        Shape::Autocommit => {
+            let row = items::Entity::find_by_id(id).one(&fx.conn).await.unwrap();
+            assert!(row.is_some());
+        }
+        Shape::PlainSpread => {
+            let tenant = &fx.tenants[rng.next(fx.tenants.len())];
+            let schema = tenancy::TenantScope::schema(tenant).quoted();
+            let txn = fx.conn.begin().await.unwrap();
+            let row = txn
+                .query_one_raw(Statement::from_sql_and_values(
+                    DbBackend::Postgres,
+                    format!("SELECT id, name FROM {schema}.items WHERE id = $1"),
+                    [id.into()],
+                ))
+                .await
+                .unwrap();
+            txn.commit().await.unwrap();
+            assert!(row.is_some());
+        }
+    }
+}
+
+#[derive(Default)]
+struct Samples {
+    latencies: Vec<Duration>,
+    busy: Duration,
+    transactions: usize,
+}
+
+fn median(values: &mut [Duration]) -> Duration {
+    values.sort_unstable();
+    values[values.len() / 2]
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let config = <Config as clap::Parser>::parse();
+    let test_db = TestDatabase::create()
+        .await
+        .expect("a PostgreSQL server for the benchmark");
+    let setup_started = Instant::now();
+    let fx = std::sync::Arc::new(setup(&test_db, &config).await);
+    println!(
+        "setup: {} tenant schemas in {:.1} s on {}",
+        config.tenants,
+        setup_started.elapsed().as_secs_f64(),
+        test_db.source()
+    );
+
+    // Warm every connection's statement cache and the server's catalog caches.
+    for shape in Shape::ALL {
+        let mut rng = Lcg(1);
+        for _ in 0..200 {
+            one_transaction(&fx, shape, &mut rng).await;
+        }
+    }
+
+    let mut samples: Vec<Samples> = Shape::ALL.iter().map(|_| Samples::default()).collect();
+    for round in 0..config.rounds {
+        // Rotate the order so no shape always runs first or last in a round.
+        for k in 0..Shape::ALL.len() {
+            let index = (round + k) % Shape::ALL.len();
+            let shape = Shape::ALL[index];
+            let started = Instant::now();
+            let mut tasks = Vec::new();
+            for client in 0..config.clients {
+                let fx = std::sync::Arc::clone(&fx);
+                let per_round = config.per_round;
+                tasks.push(tokio::spawn(async move {
+                    let mut rng = Lcg((round * 1000 + client) as u64 + 7);
+                    let mut latencies = Vec::with_capacity(per_round);
+                    for _ in 0..per_round {
+                        let t = Instant::now();
+                        one_transaction(&fx, shape, &mut rng).await;
+                        latencies.push(t.elapsed());
+                    }
+                    latencies
+                }));
+            }
+            for task in tasks {
+                let latencies = task.await.unwrap();
+                samples[index].transactions += latencies.len();
+                samples[index].latencies.extend(latencies);
+            }
+            samples[index].busy += started.elapsed();
+        }
+    }
+
+    let plain_index = 0;
+    let plain_median = median(&mut samples[plain_index].latencies);
+    let plain_tps =
+        samples[plain_index].transactions as f64 / samples[plain_index].busy.as_secs_f64();
+    println!(
+        "\n{} clients, pool of {}, {} rounds x {} transactions per client per shape, {} tenants, \
+         test-before-acquire ping {}\n",
+        config.clients,
+        config.clients,
+        config.rounds,
+        config.per_round,
+        config.tenants,
+        if config.ping { "on" } else { "off" }
+    );
+    println!(
+        "| shape | what | median latency (µs) | throughput (tx/s) | latency / plain | plain tps / tps |"
+    );
+    println!("|---|---|---:|---:|---:|---:|");
+    for (index, shape) in Shape::ALL.iter().enumerate() {
+        let med = median(&mut samples[index].latencies);
+        let tps = samples[index].transactions as f64 / samples[index].busy.as_secs_f64();
+        println!(
+            "| {} | {} | {:.0} | {:.0} | {:.3} | {:.3} |",
+            shape.name(),
+            shape.what(),
+            med.as_secs_f64() * 1e6,
+            tps,
+            med.as_secs_f64() / plain_median.as_secs_f64(),
+            plain_tps / tps,
+        );
+    }
+
+    drop(fx);
+    test_db.close().await.unwrap();
+}
