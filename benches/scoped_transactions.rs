@@ -9,6 +9,7 @@
 //! - `autocommit`: the SELECT alone, no transaction
 //! - `scoped-spread`: `scoped`, each transaction on one of N tenant schemas at random
 //! - `plain-spread`: `plain`, the SELECT schema-qualified to one of N tenant schemas at random
+//! - `scoped-checked`: `scoped` with the schema existence/USAGE check in every opening message
 //!
 //! Run: `cargo bench --bench scoped_transactions` (options: `-- --help`).
 //! Prints medians, throughput and the ratios against `plain`, as a Markdown table.
@@ -57,16 +58,18 @@ enum Shape {
     Autocommit,
     ScopedSpread,
     PlainSpread,
+    ScopedChecked,
 }
 
 impl Shape {
-    const ALL: [Self; 6] = [
+    const ALL: [Self; 7] = [
         Self::Plain,
         Self::Scoped,
         Self::Naive,
         Self::Autocommit,
         Self::ScopedSpread,
         Self::PlainSpread,
+        Self::ScopedChecked,
     ];
 
     fn name(self) -> &'static str {
@@ -77,6 +80,7 @@ impl Shape {
             Self::Autocommit => "autocommit",
             Self::ScopedSpread => "scoped-spread",
             Self::PlainSpread => "plain-spread",
+            Self::ScopedChecked => "scoped-checked",
         }
     }
 
@@ -90,6 +94,7 @@ impl Shape {
             Self::Autocommit => "(d) the SELECT alone, autocommit",
             Self::ScopedSpread => "(b) over N tenants at random",
             Self::PlainSpread => "(a) with the table schema-qualified, over N tenants at random",
+            Self::ScopedChecked => "(b) with the schema check in every opening message",
         }
     }
 }
@@ -133,6 +138,8 @@ impl Lcg {
 struct Fixture {
     conn: DatabaseConnection,
     db: TenantDb,
+    /// Its own handle, so forgetting the one schema it checks is O(1).
+    db_checked: TenantDb,
     tenants: Vec<Tenant>,
 }
 
@@ -170,7 +177,13 @@ async fn setup(test_db: &TestDatabase, config: &Config) -> Fixture {
     }
     conn.execute_unprepared("VACUUM ANALYZE").await.unwrap();
     let db = TenantDb::new(conn.clone()).unwrap();
-    Fixture { conn, db, tenants }
+    let db_checked = TenantDb::new(conn.clone()).unwrap();
+    Fixture {
+        conn,
+        db,
+        db_checked,
+        tenants,
+    }
 }
 
 async fn one_transaction(fx: &Fixture, shape: Shape, rng: &mut Lcg) {
@@ -178,6 +191,16 @@ async fn one_transaction(fx: &Fixture, shape: Shape, rng: &mut Lcg) {
     match shape {
         Shape::Plain => {
             let txn = fx.conn.begin().await.unwrap();
+            let row = items::Entity::find_by_id(id).one(&txn).await.unwrap();
+            txn.commit().await.unwrap();
+            assert!(row.is_some());
+        }
+        Shape::ScopedChecked => {
+            let tenant = &fx.tenants[0];
+            // Forces the existence/USAGE check that normally runs once a minute.
+            fx.db_checked
+                .forget_schema(tenancy::TenantScope::schema(tenant));
+            let txn = fx.db_checked.begin(tenant).await.unwrap();
             let row = items::Entity::find_by_id(id).one(&txn).await.unwrap();
             txn.commit().await.unwrap();
             assert!(row.is_some());
