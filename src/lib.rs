@@ -35,3 +35,8 @@ pub use tenancy_sea_orm as sea_orm;
 
 #[cfg(feature = "migrate")]
 pub use tenancy_migrate as migrate;
+
+// The README's Rust examples are compiled (and the database-free ones run) as doctests.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

@@ -417,3 +417,76 @@ async fn debug_does_not_list_the_cache() -> TestResult {
     assert!(!debug.contains("tenant_acme"), "{debug}");
     finish(db, conn).await
 }
+
+/// `TenantDb`'s registry-aware entry points scope by id: an active tenant's
+/// transaction reaches its schema; unknown and suspended ids never open one.
+#[tokio::test]
+async fn tenant_db_scopes_registered_tenants_by_id() -> TestResult {
+    let (test_db, conn) = registry_db(&[
+        ("acme", "tenant_acme", "active"),
+        ("globex", "tenant_globex", "suspended"),
+    ])
+    .await?;
+    conn.execute_unprepared(
+        "CREATE SCHEMA tenant_acme; CREATE TABLE tenant_acme.marker (who text); \
+         INSERT INTO tenant_acme.marker VALUES ('acme'); \
+         CREATE SCHEMA tenant_globex; CREATE TABLE tenant_globex.marker (who text)",
+    )
+    .await?;
+    let db = tenancy_sea_orm::TenantDb::new(conn.clone())?;
+    let acme = TenantId::new("acme")?;
+
+    let txn = db.begin_registered(&acme).await?;
+    let row = txn
+        .query_one_raw(sea_orm::Statement::from_string(
+            sea_orm::DbBackend::Postgres,
+            "SELECT who FROM marker",
+        ))
+        .await?
+        .ok_or("no marker row")?;
+    assert_eq!(row.try_get::<String>("", "who")?, "acme");
+    assert_eq!(txn.scope().tenant.as_ref(), Some(&acme));
+    txn.commit().await?;
+
+    let who: String = db
+        .transaction_registered::<_, _, sea_orm::DbErr>(&acme, |txn| {
+            Box::pin(async move {
+                let row = txn
+                    .query_one_raw(sea_orm::Statement::from_string(
+                        sea_orm::DbBackend::Postgres,
+                        "SELECT who FROM marker",
+                    ))
+                    .await?
+                    .ok_or_else(|| sea_orm::DbErr::Custom("no marker row".into()))?;
+                row.try_get::<String>("", "who")
+            })
+        })
+        .await?;
+    assert_eq!(who, "acme");
+
+    match db.begin_registered(&TenantId::new("globex")?).await {
+        Err(Error::Inaccessible { tenant, status }) => {
+            assert_eq!(tenant.as_str(), "globex");
+            assert_eq!(status, TenantStatus::Suspended);
+        }
+        other => panic!("a suspended tenant must not be scoped to: {other:?}"),
+    }
+    match db.begin_registered(&TenantId::new("initech")?).await {
+        Err(Error::UnknownTenant { tenant }) => assert_eq!(tenant.as_str(), "initech"),
+        other => panic!("an unknown tenant must not be scoped to: {other:?}"),
+    }
+    // The closure never runs for a refused tenant.
+    let ran = std::sync::atomic::AtomicBool::new(false);
+    let refused = db
+        .transaction_registered::<_, _, sea_orm::DbErr>(&TenantId::new("globex")?, |_| {
+            ran.store(true, std::sync::atomic::Ordering::SeqCst);
+            Box::pin(async { Ok(()) })
+        })
+        .await;
+    assert!(refused.is_err());
+    assert!(!ran.load(std::sync::atomic::Ordering::SeqCst));
+
+    conn.close().await?;
+    test_db.close().await?;
+    Ok(())
+}
