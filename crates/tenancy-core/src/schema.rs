@@ -132,6 +132,16 @@ impl SharedSchema {
     pub fn quoted(&self) -> String {
         quote_identifier(&self.0)
     }
+
+    /// The name as a `regnamespace` constant; see [`SchemaName::regnamespace`].
+    ///
+    /// ```
+    /// assert_eq!(tenancy_core::SharedSchema::public().regnamespace(), r#"'"public"'::regnamespace"#);
+    /// ```
+    #[must_use]
+    pub fn regnamespace(&self) -> String {
+        format!("{}::regnamespace", quote_literal(&self.quoted()))
+    }
 }
 
 crate::newtype::validated_name!(SharedSchema);
