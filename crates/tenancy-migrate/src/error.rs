@@ -1,0 +1,207 @@
+use sea_orm::DbErr;
+use tenancy_core::{SchemaName, SharedSchema, TenantId};
+
+/// Everything that can go wrong managing tenants and their migrations. Every
+/// variant that concerns a tenant names it.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A name failed validation (tenant id, schema name).
+    #[error(transparent)]
+    InvalidName(#[from] tenancy_core::Error),
+
+    /// A tenant with this id is already registered.
+    #[error("tenant {tenant} is already registered")]
+    TenantExists {
+        /// The tenant id.
+        tenant: TenantId,
+    },
+
+    /// Another tenant already owns this schema (for example `acme-corp` and
+    /// `acme_corp` both map to `tenant_acme_corp`).
+    #[error(
+        "cannot register tenant {tenant}: its schema {schema} already belongs to tenant {owner}; \
+         choose another tenant id"
+    )]
+    SchemaTaken {
+        /// The tenant being registered.
+        tenant: TenantId,
+        /// The contested schema.
+        schema: SchemaName,
+        /// The tenant that owns it.
+        owner: TenantId,
+    },
+
+    /// The schema exists already but no tenant owns it; adopt it instead.
+    #[error(
+        "cannot create tenant {tenant}: schema {schema} already exists; use adopt to register \
+         an existing schema"
+    )]
+    SchemaExists {
+        /// The tenant being created.
+        tenant: TenantId,
+        /// The existing schema.
+        schema: SchemaName,
+    },
+
+    /// Another tenant already uses this domain.
+    #[error("cannot give tenant {tenant} the domain {domain}: tenant {owner} already uses it")]
+    DomainTaken {
+        /// The tenant being created or changed.
+        tenant: TenantId,
+        /// The contested domain (as stored: lowercase).
+        domain: String,
+        /// The tenant that uses it.
+        owner: TenantId,
+    },
+
+    /// The schema is one the whole fleet shares (a shared schema on the
+    /// search path, or the registry's schema); no tenant may own it, since
+    /// migrating or dropping the tenant would change or destroy it.
+    #[error(
+        "tenant {tenant} cannot own the schema {schema}: it is shared by every tenant (a shared \
+         schema of the fleet, or the registry's)"
+    )]
+    SchemaShared {
+        /// The tenant.
+        tenant: TenantId,
+        /// The shared schema.
+        schema: SchemaName,
+    },
+
+    /// The schema to adopt or migrate does not exist.
+    #[error("the schema {schema} of tenant {tenant} does not exist")]
+    SchemaMissing {
+        /// The tenant.
+        tenant: TenantId,
+        /// The missing schema.
+        schema: SchemaName,
+    },
+
+    /// No tenant with this id is registered.
+    #[error("tenant {tenant} is not registered")]
+    UnknownTenant {
+        /// The tenant id.
+        tenant: TenantId,
+    },
+
+    /// The tenant is soft-deleted: it can no longer be suspended or resumed,
+    /// only dropped for good.
+    #[error(
+        "tenant {tenant} is deleted; it cannot be resumed or suspended (drop it with \
+         DropMode::Hard to free its id and schema)"
+    )]
+    TenantDeleted {
+        /// The tenant.
+        tenant: TenantId,
+    },
+
+    /// A hard drop was asked for without the confirmation naming the tenant.
+    #[error(
+        "refusing to drop tenant {tenant} and its schema without confirmation; pass \
+         DropConfirmation::new(\"{tenant}\")"
+    )]
+    DropNotConfirmed {
+        /// The tenant.
+        tenant: TenantId,
+    },
+
+    /// A migration of this tenant failed; the tenant's transaction was rolled
+    /// back whole.
+    #[error("migrating tenant {tenant} (schema {schema}) failed{}: {source}", migration.as_ref().map(|m| format!(" in {m}")).unwrap_or_default())]
+    Migration {
+        /// The tenant.
+        tenant: TenantId,
+        /// Its schema.
+        schema: SchemaName,
+        /// The migration that failed, when known.
+        migration: Option<String>,
+        /// The server's error.
+        #[source]
+        source: DbErr,
+    },
+
+    /// A database error outside a migration, for this tenant.
+    #[error("database error for tenant {tenant}: {source}")]
+    Tenant {
+        /// The tenant.
+        tenant: TenantId,
+        /// The server's error.
+        #[source]
+        source: DbErr,
+    },
+
+    /// A database error not tied to one tenant (installing the registry,
+    /// listing tenants, fleet status).
+    #[error("database error while {action}: {source}")]
+    Database {
+        /// What was being done.
+        action: &'static str,
+        /// The server's error.
+        #[source]
+        source: DbErr,
+    },
+
+    /// The registry holds a row that does not validate.
+    #[error("the registry row of tenant {tenant:?} is unusable: {reason}")]
+    CorruptRegistry {
+        /// The tenant id as stored.
+        tenant: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+
+    /// Reverting a migration of this tenant failed; the tenant's transaction
+    /// was rolled back whole, so every migration it had already reverted in
+    /// this run is applied again.
+    #[error("rolling back migrations of tenant {tenant} (schema {schema}) failed{}: {source}", migration.as_ref().map(|m| format!(" in {m}")).unwrap_or_default())]
+    Rollback {
+        /// The tenant.
+        tenant: TenantId,
+        /// Its schema.
+        schema: SchemaName,
+        /// The migration whose `down` failed, when known.
+        migration: Option<String>,
+        /// The server's error.
+        #[source]
+        source: DbErr,
+    },
+
+    /// A migration of the shared schema failed; its transaction was rolled
+    /// back whole.
+    #[error("migrating the shared schema {schema} failed{}: {source}", migration.as_ref().map(|m| format!(" in {m}")).unwrap_or_default())]
+    SharedMigration {
+        /// The shared schema.
+        schema: SharedSchema,
+        /// The migration that failed, when known.
+        migration: Option<String>,
+        /// The server's error.
+        #[source]
+        source: DbErr,
+    },
+
+    /// A tenant's registry row names one of the fleet's shared schemas (or
+    /// the registry's) as its schema; tenant migrations never run there.
+    #[error(
+        "refusing to run tenant migrations for tenant {tenant}: its schema {schema} is a shared \
+         schema"
+    )]
+    SchemaIsShared {
+        /// The tenant.
+        tenant: TenantId,
+        /// The shared schema its row names.
+        schema: SchemaName,
+    },
+
+    /// Migration code panicked while working on this tenant during a fleet
+    /// run; its transaction was rolled back and the run went on.
+    #[error("a migration panicked for tenant {tenant} (schema {schema}): {message}")]
+    Panicked {
+        /// The tenant.
+        tenant: TenantId,
+        /// Its schema.
+        schema: SchemaName,
+        /// The panic message, when it was a string.
+        message: String,
+    },
+}

@@ -1,0 +1,198 @@
+//! The handle every operation hangs off.
+
+use std::fmt;
+use std::marker::PhantomData;
+
+use sea_orm::DatabaseConnection;
+use sea_orm_migration::MigratorTrait;
+use tenancy_core::{SchemaNaming, SharedSchema};
+use tenancy_sea_orm::RegistryConfig;
+
+/// Where the registry lives, how tenant ids map to schemas, what follows a
+/// tenant's schema on the search path, and how many tenants migrate at once.
+///
+/// ```
+/// use tenancy_migrate::FleetConfig;
+/// let config = FleetConfig::default().with_concurrency(8);
+/// assert_eq!(config.concurrency(), 8);
+/// ```
+#[derive(Debug, Clone)]
+pub struct FleetConfig {
+    registry: RegistryConfig,
+    naming: SchemaNaming,
+    shared: Vec<SharedSchema>,
+    concurrency: usize,
+}
+
+impl Default for FleetConfig {
+    fn default() -> Self {
+        Self {
+            registry: RegistryConfig::default(),
+            naming: SchemaNaming::default(),
+            shared: vec![SharedSchema::public()],
+            concurrency: Self::DEFAULT_CONCURRENCY,
+        }
+    }
+}
+
+impl FleetConfig {
+    /// Tenants migrated at once by default: enough to overlap round trips,
+    /// few enough not to crowd a small database server's cores and locks.
+    pub const DEFAULT_CONCURRENCY: usize = 4;
+
+    /// The registry table (and its read cache) to use.
+    ///
+    /// ```
+    /// use tenancy_migrate::FleetConfig;
+    /// use tenancy_sea_orm::RegistryConfig;
+    /// let config = FleetConfig::default().with_registry(RegistryConfig::default());
+    /// # let _ = config;
+    /// ```
+    #[must_use]
+    pub fn with_registry(mut self, registry: RegistryConfig) -> Self {
+        self.registry = registry;
+        self
+    }
+
+    /// How tenant ids map to schema names (default prefix `tenant_`).
+    ///
+    /// ```
+    /// use tenancy_core::SchemaNaming;
+    /// let config = tenancy_migrate::FleetConfig::default().with_naming(SchemaNaming::with_prefix("t_")?);
+    /// assert_eq!(config.naming().prefix(), "t_");
+    /// # Ok::<(), tenancy_core::Error>(())
+    /// ```
+    #[must_use]
+    pub fn with_naming(mut self, naming: SchemaNaming) -> Self {
+        self.naming = naming;
+        self
+    }
+
+    /// The schemas after the tenant's on the search path while migrating
+    /// (default `public`, where extensions usually live).
+    ///
+    /// ```
+    /// use tenancy_core::SharedSchema;
+    /// let config = tenancy_migrate::FleetConfig::default()
+    ///     .with_shared_schemas([SharedSchema::public(), SharedSchema::new("extensions")?]);
+    /// assert_eq!(config.shared_schemas().len(), 2);
+    /// # Ok::<(), tenancy_core::Error>(())
+    /// ```
+    #[must_use]
+    pub fn with_shared_schemas(mut self, shared: impl IntoIterator<Item = SharedSchema>) -> Self {
+        self.shared = shared.into_iter().collect();
+        self
+    }
+
+    /// How many tenants migrate at once (at least 1).
+    ///
+    /// ```
+    /// assert_eq!(tenancy_migrate::FleetConfig::default().with_concurrency(0).concurrency(), 1);
+    /// ```
+    #[must_use]
+    pub fn with_concurrency(mut self, concurrency: usize) -> Self {
+        self.concurrency = concurrency.max(1);
+        self
+    }
+
+    /// The registry configuration.
+    ///
+    /// ```
+    /// let config = tenancy_migrate::FleetConfig::default();
+    /// assert_eq!(config.registry().qualified_table(), r#""public"."tenants""#);
+    /// ```
+    #[must_use]
+    pub fn registry(&self) -> &RegistryConfig {
+        &self.registry
+    }
+
+    /// The schema naming.
+    ///
+    /// ```
+    /// assert_eq!(tenancy_migrate::FleetConfig::default().naming().prefix(), "tenant_");
+    /// ```
+    #[must_use]
+    pub fn naming(&self) -> &SchemaNaming {
+        &self.naming
+    }
+
+    /// The shared schemas.
+    ///
+    /// ```
+    /// assert_eq!(tenancy_migrate::FleetConfig::default().shared_schemas()[0].as_str(), "public");
+    /// ```
+    #[must_use]
+    pub fn shared_schemas(&self) -> &[SharedSchema] {
+        &self.shared
+    }
+
+    /// Tenants migrated at once.
+    ///
+    /// ```
+    /// assert_eq!(tenancy_migrate::FleetConfig::default().concurrency(), 4);
+    /// ```
+    #[must_use]
+    pub fn concurrency(&self) -> usize {
+        self.concurrency
+    }
+}
+
+/// Every tenant of one database, managed with one tenant migrator `M`: the
+/// registry, each tenant's lifecycle, and migrations across all of them.
+///
+/// `M` is an ordinary sea-orm-migration `MigratorTrait`, written once and
+/// applied to every tenant's schema, with its `seaql_migrations` table inside
+/// that schema (so a dump or drop of the schema carries its history).
+pub struct TenantFleet<M> {
+    pub(crate) conn: DatabaseConnection,
+    pub(crate) config: FleetConfig,
+    migrator: PhantomData<fn() -> M>,
+}
+
+impl<M: MigratorTrait> TenantFleet<M> {
+    /// A fleet on `conn` with the default configuration.
+    #[must_use]
+    pub fn new(conn: DatabaseConnection) -> Self {
+        Self::with_config(conn, FleetConfig::default())
+    }
+
+    /// A fleet on `conn` with `config`.
+    #[must_use]
+    pub fn with_config(conn: DatabaseConnection, config: FleetConfig) -> Self {
+        Self {
+            conn,
+            config,
+            migrator: PhantomData,
+        }
+    }
+
+    /// The connection the fleet works on.
+    #[must_use]
+    pub fn connection(&self) -> &DatabaseConnection {
+        &self.conn
+    }
+
+    /// The fleet's configuration.
+    #[must_use]
+    pub fn config(&self) -> &FleetConfig {
+        &self.config
+    }
+}
+
+impl<M> Clone for TenantFleet<M> {
+    fn clone(&self) -> Self {
+        Self {
+            conn: self.conn.clone(),
+            config: self.config.clone(),
+            migrator: PhantomData,
+        }
+    }
+}
+
+impl<M> fmt::Debug for TenantFleet<M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TenantFleet")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,293 @@
+//! The fleet's health: what is registered against what is in the database.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use sea_orm::{ConnectionTrait, DatabaseTransaction, DbBackend, Statement, TransactionTrait};
+use sea_orm_migration::MigratorTrait;
+use tenancy_core::{SchemaName, TenantId};
+
+use crate::registry::StatusFilter;
+use crate::tenant_txn::{apply_pending, lock_schema};
+use crate::{Error, TenantFleet};
+
+/// What [`TenantFleet::health`] found. Empty lists mean healthy.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct HealthReport {
+    /// Tenants registered: how many the report covers.
+    pub tenants: usize,
+    /// Registered tenants whose schema does not exist.
+    pub missing_schemas: Vec<(TenantId, SchemaName)>,
+    /// Schemas that look like tenants (the naming prefix, or a migrations
+    /// table) but that no tenant owns.
+    pub orphan_schemas: Vec<String>,
+    /// Tenants with migrations not applied yet, with their names.
+    pub pending: Vec<(TenantId, Vec<String>)>,
+    /// Tenants at the latest migration whose tables or columns differ from a
+    /// schema freshly migrated to it (a change made by hand, or a migration
+    /// edited after it ran).
+    pub drifted: Vec<TenantId>,
+    /// Tenant tables whose name also exists in a shared schema: a query for
+    /// the tenant would silently read the shared table if the tenant's table
+    /// went missing.
+    pub shadowing: Vec<(TenantId, Vec<String>)>,
+}
+
+impl HealthReport {
+    /// Whether nothing is wrong. Shadowing alone is a warning, not a failure:
+    /// strict mode makes it harmless.
+    ///
+    /// ```
+    /// assert!(tenancy_migrate::HealthReport::default().is_healthy());
+    /// ```
+    #[must_use]
+    pub fn is_healthy(&self) -> bool {
+        self.missing_schemas.is_empty()
+            && self.orphan_schemas.is_empty()
+            && self.pending.is_empty()
+            && self.drifted.is_empty()
+    }
+}
+
+impl fmt::Display for HealthReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "{} tenants: {}",
+            self.tenants,
+            if self.is_healthy() {
+                "healthy"
+            } else {
+                "problems found"
+            }
+        )?;
+        for (tenant, schema) in &self.missing_schemas {
+            writeln!(
+                f,
+                "  missing schema: tenant {tenant} (schema {schema} does not exist)"
+            )?;
+        }
+        for schema in &self.orphan_schemas {
+            writeln!(
+                f,
+                "  orphan schema: {schema} (no tenant owns it; adopt or drop it)"
+            )?;
+        }
+        for (tenant, pending) in &self.pending {
+            writeln!(f, "  pending: tenant {tenant}: {}", pending.join(", "))?;
+        }
+        for tenant in &self.drifted {
+            writeln!(
+                f,
+                "  drifted: tenant {tenant} differs from the latest migration state"
+            )?;
+        }
+        for (tenant, tables) in &self.shadowing {
+            writeln!(
+                f,
+                "  warning: tenant {tenant} has tables also in a shared schema: {}",
+                tables.join(", ")
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// One row per table column, normalised so that two schemas built by the
+/// same migrations compare equal whatever their OIDs or column order.
+const FINGERPRINT: &str = "\
+    SELECT n.nspname::text AS schema, md5(string_agg(
+        c.relname || '.' || a.attname || ':' || format_type(a.atttypid, a.atttypmod)
+            || CASE WHEN a.attnotnull THEN ' not null' ELSE '' END,
+        ',' ORDER BY c.relname, a.attname)) AS fingerprint
+    FROM pg_namespace n
+    JOIN pg_class c ON c.relnamespace = n.oid AND c.relkind IN ('r', 'p')
+    JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+    WHERE n.nspname = ANY($1)
+    GROUP BY n.nspname";
+
+impl<M: MigratorTrait> TenantFleet<M> {
+    /// Checks the fleet against the database: missing schemas, orphan
+    /// schemas, pending migrations, drift from the latest migration state and
+    /// tables that shadow shared ones. A handful of catalog queries whatever
+    /// the number of tenants, plus one scratch schema migrated inside a
+    /// transaction that is rolled back.
+    ///
+    /// # Errors
+    /// [`Error::Database`] when the catalog or registry cannot be read.
+    pub async fn health(&self) -> Result<HealthReport, Error> {
+        let db_err = |source| Error::Database {
+            action: "checking the fleet's health",
+            source,
+        };
+        let tenants = self.list(StatusFilter::All).await?;
+        let schemas: Vec<String> = tenants.iter().map(|t| t.schema.to_string()).collect();
+        let mut report = HealthReport {
+            tenants: tenants.len(),
+            ..HealthReport::default()
+        };
+
+        let existing: BTreeSet<String> = self
+            .conn
+            .query_all_raw(Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                "SELECT nspname::text AS schema FROM pg_namespace WHERE nspname = ANY($1)",
+                [schemas.clone().into()],
+            ))
+            .await
+            .map_err(db_err)?
+            .iter()
+            .map(|row| row.try_get::<String>("", "schema"))
+            .collect::<Result<_, _>>()
+            .map_err(db_err)?;
+        report.missing_schemas = tenants
+            .iter()
+            .filter(|t| !existing.contains(t.schema.as_str()))
+            .map(|t| (t.id.clone(), t.schema.clone()))
+            .collect();
+
+        report.orphan_schemas = self.orphans(&schemas).await.map_err(db_err)?;
+        report.shadowing = self.shadowing(&tenants).await.map_err(db_err)?;
+
+        // Pending migrations come from the fleet status (one pass over every
+        // migrations table); drift is judged only for tenants at the latest
+        // migration, against a schema freshly migrated to it.
+        let status = self.fleet_status().await?;
+        let fingerprints = fingerprints(&self.conn, &schemas).await.map_err(db_err)?;
+        let reference = self.reference_fingerprint().await?;
+        for tenant in &status.tenants {
+            if tenant.is_behind() {
+                report
+                    .pending
+                    .push((tenant.tenant.clone(), tenant.pending.clone()));
+            } else if tenant.is_up_to_date()
+                && fingerprints.get(tenant.schema.as_str()) != reference.as_ref()
+            {
+                report.drifted.push(tenant.tenant.clone());
+            }
+        }
+        Ok(report)
+    }
+
+    /// Schemas that look like tenants but are not registered.
+    async fn orphans(&self, registered: &[String]) -> Result<Vec<String>, sea_orm::DbErr> {
+        let migrations_table = M::migration_table_name().to_string();
+        let shared: Vec<String> = self
+            .config
+            .shared_schemas()
+            .iter()
+            .chain(std::iter::once(self.config.registry().schema()))
+            .map(ToString::to_string)
+            .collect();
+        let rows = self
+            .conn
+            .query_all_raw(Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                "SELECT n.nspname::text AS schema FROM pg_namespace n
+                 WHERE n.nspname <> ALL($1) AND n.nspname <> ALL($2)
+                   AND n.nspname NOT LIKE 'pg\\_%' AND n.nspname <> 'information_schema'
+                   AND (starts_with(n.nspname, $3) AND $3 <> ''
+                        OR EXISTS (SELECT 1 FROM pg_class c
+                                   WHERE c.relnamespace = n.oid AND c.relname = $4))
+                 ORDER BY 1",
+                [
+                    registered.to_vec().into(),
+                    shared.into(),
+                    self.config.naming().prefix().into(),
+                    migrations_table.into(),
+                ],
+            ))
+            .await?;
+        rows.iter()
+            .map(|row| row.try_get::<String>("", "schema"))
+            .collect()
+    }
+
+    /// Tenant tables whose name also exists in a shared schema.
+    async fn shadowing(
+        &self,
+        tenants: &[crate::TenantRecord],
+    ) -> Result<Vec<(TenantId, Vec<String>)>, sea_orm::DbErr> {
+        let schemas: Vec<String> = tenants.iter().map(|t| t.schema.to_string()).collect();
+        let shared: Vec<String> = self
+            .config
+            .shared_schemas()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        let migrations_table = M::migration_table_name().to_string();
+        let rows = self
+            .conn
+            .query_all_raw(Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                "SELECT tn.nspname::text AS schema, tc.relname::text AS table_name
+                 FROM pg_class tc JOIN pg_namespace tn ON tn.oid = tc.relnamespace
+                 WHERE tn.nspname = ANY($1) AND tc.relkind IN ('r', 'p', 'v', 'm')
+                   AND tc.relname <> $3
+                   AND EXISTS (SELECT 1 FROM pg_class sc JOIN pg_namespace sn ON sn.oid = sc.relnamespace
+                               WHERE sn.nspname = ANY($2) AND sc.relname = tc.relname)
+                 ORDER BY 1, 2",
+                [schemas.into(), shared.into(), migrations_table.into()],
+            ))
+            .await?;
+        let mut by_schema: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for row in rows {
+            by_schema
+                .entry(row.try_get("", "schema")?)
+                .or_default()
+                .push(row.try_get("", "table_name")?);
+        }
+        Ok(tenants
+            .iter()
+            .filter_map(|t| {
+                by_schema
+                    .remove(t.schema.as_str())
+                    .map(|tables| (t.id.clone(), tables))
+            })
+            .collect())
+    }
+
+    /// The fingerprint of a schema freshly migrated to the latest state:
+    /// built in a scratch schema inside a transaction that is rolled back.
+    async fn reference_fingerprint(&self) -> Result<Option<String>, Error> {
+        let db_err = |source| Error::Database {
+            action: "building the reference schema for the health check",
+            source,
+        };
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let scratch = SchemaName::new(&format!("tenancy_health_{nanos}"))?;
+        let txn: DatabaseTransaction = self.conn.begin().await.map_err(db_err)?;
+        txn.execute_unprepared(&format!("CREATE SCHEMA {}", scratch.quoted()))
+            .await
+            .map_err(db_err)?;
+        lock_schema(&txn, &scratch, self.config.shared_schemas())
+            .await
+            .map_err(db_err)?;
+        apply_pending::<M>(&txn).await.map_err(db_err)?;
+        let mut reference = fingerprints(&txn, &[scratch.to_string()])
+            .await
+            .map_err(db_err)?;
+        txn.rollback().await.map_err(db_err)?;
+        Ok(reference.remove(scratch.as_str()))
+    }
+}
+
+async fn fingerprints(
+    conn: &impl ConnectionTrait,
+    schemas: &[String],
+) -> Result<BTreeMap<String, String>, sea_orm::DbErr> {
+    let rows = conn
+        .query_all_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            FINGERPRINT,
+            [schemas.to_vec().into()],
+        ))
+        .await?;
+    rows.iter()
+        .map(|row| Ok((row.try_get("", "schema")?, row.try_get("", "fingerprint")?)))
+        .collect()
+}

@@ -1,0 +1,293 @@
+//! Reading and changing one tenant's registry row: status, display name,
+//! domain. Each change is a single `UPDATE … RETURNING`.
+
+use sea_orm::{ConnectionTrait, Value};
+use sea_orm_migration::MigratorTrait;
+use tenancy_core::{TenantId, TenantStatus};
+use tracing::Instrument;
+
+use super::normalize_domain;
+use super::sql::{RECORD_COLUMNS, statement, tenant_err};
+use crate::registry::record_from_row;
+use crate::{Error, TenantFleet, TenantRecord};
+
+impl<M: MigratorTrait> TenantFleet<M> {
+    /// The registry row of `id`, whatever its status; `None` if it is not
+    /// registered. Uncached: it asks the database.
+    ///
+    /// # Errors
+    /// [`Error::Tenant`] when the registry cannot be read,
+    /// [`Error::CorruptRegistry`] for a row that does not validate.
+    ///
+    /// ```
+    /// use tenancy_migrate::{NewTenant, TenantFleet};
+    /// # use sea_orm_migration::{MigrationTrait, MigratorTrait};
+    /// # struct TenantMigrator;
+    /// # impl MigratorTrait for TenantMigrator {
+    /// #     fn migrations() -> Vec<Box<dyn MigrationTrait>> { Vec::new() }
+    /// # }
+    /// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let test_db = tenancy_testing::TestDatabase::create().await?;
+    /// # let conn = test_db.connect().await?;
+    /// let fleet = TenantFleet::<TenantMigrator>::new(conn.clone());
+    /// fleet.install().await?;
+    /// let acme = "acme".parse()?;
+    /// assert_eq!(fleet.get(&acme).await?, None);
+    ///
+    /// fleet.create(&acme, NewTenant::new().display_name("Acme")).await?;
+    /// let record = fleet.get(&acme).await?.expect("registered");
+    /// assert_eq!(record.display_name, "Acme");
+    /// # conn.close().await?;
+    /// # test_db.close().await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn get(&self, id: &TenantId) -> Result<Option<TenantRecord>, Error> {
+        let row = self
+            .conn
+            .query_one_raw(statement(
+                format!(
+                    "SELECT {RECORD_COLUMNS} FROM {} WHERE tenant_id = $1",
+                    self.registry_table()
+                ),
+                [id.as_str().into()],
+            ))
+            .await
+            .map_err(tenant_err(id))?;
+        row.as_ref().map(record_from_row).transpose()
+    }
+
+    /// Suspends a tenant: it stays registered with its schema and data, and
+    /// the SeaORM layer refuses access to it until it is
+    /// [resumed](Self::resume). Suspending a suspended tenant changes nothing.
+    ///
+    /// Takes effect at once for new transactions in this process once you
+    /// call `db.registry().invalidate(&id)`; other processes see it within
+    /// their registry cache TTL (30 s by default). Transactions already open
+    /// run to their end.
+    ///
+    /// # Errors
+    /// [`Error::UnknownTenant`], [`Error::TenantDeleted`] (a deleted tenant
+    /// stays deleted), [`Error::Tenant`] for a database error.
+    ///
+    /// ```
+    /// use tenancy_core::TenantStatus;
+    /// use tenancy_migrate::{NewTenant, TenantFleet};
+    /// # use sea_orm_migration::{MigrationTrait, MigratorTrait};
+    /// # struct TenantMigrator;
+    /// # impl MigratorTrait for TenantMigrator {
+    /// #     fn migrations() -> Vec<Box<dyn MigrationTrait>> { Vec::new() }
+    /// # }
+    /// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let test_db = tenancy_testing::TestDatabase::create().await?;
+    /// # let conn = test_db.connect().await?;
+    /// let fleet = TenantFleet::<TenantMigrator>::new(conn.clone());
+    /// fleet.install().await?;
+    /// let acme = "acme".parse()?;
+    /// fleet.create(&acme, NewTenant::new()).await?;
+    ///
+    /// assert_eq!(fleet.suspend(&acme).await?.status, TenantStatus::Suspended);
+    /// assert_eq!(fleet.resume(&acme).await?.status, TenantStatus::Active);
+    /// # conn.close().await?;
+    /// # test_db.close().await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn suspend(&self, id: &TenantId) -> Result<TenantRecord, Error> {
+        let span = tracing::info_span!("tenant_suspend", tenant = %id);
+        self.set_status(id, TenantStatus::Suspended)
+            .instrument(span)
+            .await
+    }
+
+    /// Makes a tenant active again: a suspended one, or one created as
+    /// [`Provisioning`](TenantStatus::Provisioning) and now ready. Resuming
+    /// an active tenant changes nothing. The same caching applies as for
+    /// [`suspend`](Self::suspend).
+    ///
+    /// # Errors
+    /// [`Error::UnknownTenant`], [`Error::TenantDeleted`] (a soft-deleted
+    /// tenant cannot come back this way), [`Error::Tenant`] for a database
+    /// error.
+    ///
+    /// ```
+    /// use tenancy_core::TenantStatus;
+    /// use tenancy_migrate::{DropMode, Error, NewTenant, TenantFleet};
+    /// # use sea_orm_migration::{MigrationTrait, MigratorTrait};
+    /// # struct TenantMigrator;
+    /// # impl MigratorTrait for TenantMigrator {
+    /// #     fn migrations() -> Vec<Box<dyn MigrationTrait>> { Vec::new() }
+    /// # }
+    /// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let test_db = tenancy_testing::TestDatabase::create().await?;
+    /// # let conn = test_db.connect().await?;
+    /// let fleet = TenantFleet::<TenantMigrator>::new(conn.clone());
+    /// fleet.install().await?;
+    /// let acme = "acme".parse()?;
+    /// fleet.create(&acme, NewTenant::new().status(TenantStatus::Provisioning)).await?;
+    /// // ... seed the tenant's data, then open it:
+    /// assert_eq!(fleet.resume(&acme).await?.status, TenantStatus::Active);
+    ///
+    /// fleet.drop_tenant(&acme, DropMode::Soft).await?;
+    /// assert!(matches!(fleet.resume(&acme).await, Err(Error::TenantDeleted { .. })));
+    /// # conn.close().await?;
+    /// # test_db.close().await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn resume(&self, id: &TenantId) -> Result<TenantRecord, Error> {
+        let span = tracing::info_span!("tenant_resume", tenant = %id);
+        self.set_status(id, TenantStatus::Active)
+            .instrument(span)
+            .await
+    }
+
+    /// Changes a tenant's display name (whatever its status).
+    ///
+    /// # Errors
+    /// [`Error::UnknownTenant`], [`Error::Tenant`] for a database error.
+    ///
+    /// ```
+    /// use tenancy_migrate::{NewTenant, TenantFleet};
+    /// # use sea_orm_migration::{MigrationTrait, MigratorTrait};
+    /// # struct TenantMigrator;
+    /// # impl MigratorTrait for TenantMigrator {
+    /// #     fn migrations() -> Vec<Box<dyn MigrationTrait>> { Vec::new() }
+    /// # }
+    /// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let test_db = tenancy_testing::TestDatabase::create().await?;
+    /// # let conn = test_db.connect().await?;
+    /// let fleet = TenantFleet::<TenantMigrator>::new(conn.clone());
+    /// fleet.install().await?;
+    /// let acme = "acme".parse()?;
+    /// fleet.create(&acme, NewTenant::new().display_name("Acme")).await?;
+    /// assert_eq!(fleet.rename(&acme, "Acme Corp").await?.display_name, "Acme Corp");
+    /// # conn.close().await?;
+    /// # test_db.close().await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn rename(&self, id: &TenantId, display_name: &str) -> Result<TenantRecord, Error> {
+        let span = tracing::info_span!("tenant_rename", tenant = %id);
+        async {
+            self.update_row(
+                id,
+                "display_name = $2, updated_at = now()",
+                [display_name.into()],
+            )
+            .await
+            .map_err(tenant_err(id))?
+            .ok_or_else(|| unknown(id))?
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// Sets a tenant's domain (stored lowercase, see
+    /// [`NewTenant::domain`](crate::NewTenant::domain)), or clears it with
+    /// `None`.
+    ///
+    /// # Errors
+    /// [`Error::UnknownTenant`], [`Error::DomainTaken`] when another tenant
+    /// uses the domain, [`Error::Tenant`] for a database error.
+    ///
+    /// ```
+    /// use tenancy_migrate::{Error, NewTenant, TenantFleet};
+    /// # use sea_orm_migration::{MigrationTrait, MigratorTrait};
+    /// # struct TenantMigrator;
+    /// # impl MigratorTrait for TenantMigrator {
+    /// #     fn migrations() -> Vec<Box<dyn MigrationTrait>> { Vec::new() }
+    /// # }
+    /// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let test_db = tenancy_testing::TestDatabase::create().await?;
+    /// # let conn = test_db.connect().await?;
+    /// let fleet = TenantFleet::<TenantMigrator>::new(conn.clone());
+    /// fleet.install().await?;
+    /// let (acme, initech) = ("acme".parse()?, "initech".parse()?);
+    /// fleet.create(&acme, NewTenant::new().domain("acme.example.com")).await?;
+    /// fleet.create(&initech, NewTenant::new()).await?;
+    ///
+    /// let taken = fleet.set_domain(&initech, Some("ACME.example.com".into())).await;
+    /// assert!(matches!(taken, Err(Error::DomainTaken { .. })));
+    /// let record = fleet.set_domain(&initech, Some("initech.example.com".into())).await?;
+    /// assert_eq!(record.domain.as_deref(), Some("initech.example.com"));
+    /// assert_eq!(fleet.set_domain(&acme, None).await?.domain, None);
+    /// # conn.close().await?;
+    /// # test_db.close().await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn set_domain(
+        &self,
+        id: &TenantId,
+        domain: Option<String>,
+    ) -> Result<TenantRecord, Error> {
+        let span = tracing::info_span!("tenant_set_domain", tenant = %id);
+        async {
+            let domain = domain.map(normalize_domain);
+            match self
+                .update_row(
+                    id,
+                    "domain = $2, updated_at = now()",
+                    [domain.clone().into()],
+                )
+                .await
+            {
+                Ok(Some(record)) => record,
+                Ok(None) => Err(unknown(id)),
+                Err(source) => Err(self
+                    .registry_write_error(id, None, domain.as_deref(), source)
+                    .await),
+            }
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// Sets the status of a tenant that is not deleted, atomically: a
+    /// deleted row is left untouched (and reported), so a suspend or resume
+    /// racing a soft drop never brings the tenant back.
+    async fn set_status(&self, id: &TenantId, status: TenantStatus) -> Result<TenantRecord, Error> {
+        let deleted = TenantStatus::Deleted.as_str();
+        let record = self
+            .update_row(
+                id,
+                "status = CASE WHEN status = $3 THEN status ELSE $2 END, \
+                 updated_at = CASE WHEN status = $3 THEN updated_at ELSE now() END",
+                [status.as_str().into(), deleted.into()],
+            )
+            .await
+            .map_err(tenant_err(id))?
+            .ok_or_else(|| unknown(id))??;
+        if record.status == TenantStatus::Deleted {
+            return Err(Error::TenantDeleted { tenant: id.clone() });
+        }
+        tracing::info!(status = %record.status, "tenant status set");
+        Ok(record)
+    }
+
+    /// `UPDATE` of `id`'s row with the `SET` list `set` (parameters from
+    /// `$2`, bound to `values`; every caller bumps `updated_at`), returning
+    /// the row as it is now; `None` when `id` is not registered.
+    ///
+    /// The outer `Result` is the statement's, the inner one reading the row.
+    pub(super) async fn update_row(
+        &self,
+        id: &TenantId,
+        set: &str,
+        values: impl IntoIterator<Item = Value>,
+    ) -> Result<Option<Result<TenantRecord, Error>>, sea_orm::DbErr> {
+        let row = self
+            .conn
+            .query_one_raw(statement(
+                format!(
+                    "UPDATE {} SET {set} WHERE tenant_id = $1 \
+                     RETURNING {RECORD_COLUMNS}",
+                    self.registry_table()
+                ),
+                std::iter::once(id.as_str().into()).chain(values),
+            ))
+            .await?;
+        Ok(row.as_ref().map(record_from_row))
+    }
+}
+
+/// The error for an id with no registry row.
+fn unknown(id: &TenantId) -> Error {
+    Error::UnknownTenant { tenant: id.clone() }
+}

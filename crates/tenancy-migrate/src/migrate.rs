@@ -1,0 +1,233 @@
+//! Running migrations: one tenant, the whole fleet, and the shared schema.
+//!
+//! Every tenant is migrated in ONE transaction opened by
+//! [`begin_for_schema`](crate::tenant_txn::begin_for_schema): the search path pinned to the tenant's schema, the
+//! tenant's advisory lock held, each migration a savepoint of it. So a failure
+//! rolls the tenant back whole, a crash (the connection dies) leaves it
+//! untouched, and two runners at once apply each migration exactly once: the
+//! second waits for the lock, then finds nothing pending.
+
+mod fleet_run;
+mod tenant;
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Instant;
+
+use sea_orm::{ConnectionTrait, TransactionTrait};
+use sea_orm_migration::MigratorTrait;
+use tenancy_core::TenantId;
+
+use crate::events::{EventHandler, MigrationEvent};
+use crate::report::{Direction, FleetReport, TenantReport};
+use crate::tenant_txn::apply_pending;
+use crate::{Error, TenantFleet};
+
+use fleet_run::run_fleet;
+use tenant::{finish, run_tenant};
+pub(crate) use tenant::{open_error, registered_tenant};
+
+/// High 32 bits of the advisory lock serialising shared-schema migrations
+/// (ASCII "tnsh"); the low 32 bits are the shared schema's OID.
+const SHARED_LOCK: i64 = 0x746e_7368;
+
+/// Options of a fleet run ([`TenantFleet::migrate_all`],
+/// [`TenantFleet::rollback_all`]).
+///
+/// Which tenants: `active` and `suspended` ones by default. Suspended tenants
+/// are migrated so that they work the moment they are resumed, with no
+/// migration step in the resume path; [`only_active`](Self::only_active)
+/// restricts a run to active tenants. Tenants still `provisioning` (their
+/// creation migrates them) and soft-`deleted` ones (kept, never served again)
+/// are never part of a fleet run; migrate one explicitly with
+/// [`TenantFleet::migrate_tenant`].
+///
+/// ```
+/// use tenancy_migrate::{MigrateAll, MigrationEvent};
+///
+/// let options = MigrateAll::new()
+///     .concurrency(8)
+///     .stop_on_first_failure(true)
+///     .on_event(|event| {
+///         if let MigrationEvent::Failed { tenant, error, .. } = event {
+///             eprintln!("{tenant}: {error}");
+///         }
+///     });
+/// # let _ = options;
+/// ```
+#[derive(Clone, Default)]
+#[must_use]
+pub struct MigrateAll {
+    only_active: bool,
+    concurrency: Option<usize>,
+    stop_on_first_failure: bool,
+    on_event: Option<EventHandler>,
+}
+
+impl MigrateAll {
+    /// The defaults: active and suspended tenants, the fleet's
+    /// [`concurrency`](crate::FleetConfig::concurrency), go on after a
+    /// failure, no event handler.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Only `active` tenants (default `false`: `suspended` ones too).
+    pub fn only_active(mut self, only_active: bool) -> Self {
+        self.only_active = only_active;
+        self
+    }
+
+    /// How many tenants to work on at once (at least 1; default the fleet's
+    /// [`concurrency`](crate::FleetConfig::concurrency)). Each one holds a
+    /// pooled connection for its whole transaction.
+    pub fn concurrency(mut self, concurrency: usize) -> Self {
+        self.concurrency = Some(concurrency.max(1));
+        self
+    }
+
+    /// Whether to start no further tenant once one has failed (default
+    /// `false`: every tenant is attempted). Tenants already running finish;
+    /// the ones never started are reported [`Skipped`](crate::Outcome::Skipped).
+    pub fn stop_on_first_failure(mut self, stop: bool) -> Self {
+        self.stop_on_first_failure = stop;
+        self
+    }
+
+    /// Calls `handler` with every [`MigrationEvent`] of the run.
+    pub fn on_event(
+        mut self,
+        handler: impl Fn(&MigrationEvent<'_>) + Send + Sync + 'static,
+    ) -> Self {
+        self.on_event = Some(Arc::new(handler));
+        self
+    }
+
+    /// Calls an already shared handler with every [`MigrationEvent`].
+    pub fn on_event_handler(mut self, handler: EventHandler) -> Self {
+        self.on_event = Some(handler);
+        self
+    }
+}
+
+impl fmt::Debug for MigrateAll {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MigrateAll")
+            .field("only_active", &self.only_active)
+            .field("concurrency", &self.concurrency)
+            .field("stop_on_first_failure", &self.stop_on_first_failure)
+            .field(
+                "on_event",
+                &self.on_event.as_ref().map(|_| "Fn(&MigrationEvent)"),
+            )
+            .finish()
+    }
+}
+
+impl<M: MigratorTrait> TenantFleet<M> {
+    /// Applies `M`'s pending migrations to one tenant's schema, in one
+    /// transaction holding the tenant's advisory lock. Works in any status.
+    ///
+    /// # Errors
+    /// [`Error::UnknownTenant`]; [`Error::SchemaMissing`];
+    /// [`Error::SchemaIsShared`]; [`Error::Migration`] when a migration (or
+    /// the commit) fails, after which the tenant is exactly as before;
+    /// [`Error::Tenant`] or [`Error::Database`] for other database errors.
+    pub async fn migrate_tenant(&self, id: &TenantId) -> Result<TenantReport, Error> {
+        let record = registered_tenant(self, id).await?;
+        let started = Instant::now();
+        let applied = run_tenant(self, &record, Direction::Up, 0).await?;
+        Ok(TenantReport::succeeded(
+            record.id,
+            record.schema,
+            Direction::Up,
+            applied,
+            started.elapsed(),
+        ))
+    }
+
+    /// Migrates every tenant of the fleet (see [`MigrateAll`] for which
+    /// ones), `options.concurrency` at a time, each as
+    /// [`migrate_tenant`](Self::migrate_tenant) does.
+    ///
+    /// A tenant's failure is logged with `tracing::error!` (fields `tenant`,
+    /// `schema`, `error`), reported as a [`MigrationEvent::Failed`], and
+    /// recorded in the returned report; it does not fail the call. A
+    /// migration that panics is caught and recorded as
+    /// [`Error::Panicked`] for its tenant.
+    ///
+    /// # Errors
+    /// Only when the registry cannot be read ([`Error::Database`],
+    /// [`Error::CorruptRegistry`]); nothing has been migrated then.
+    pub async fn migrate_all(&self, options: MigrateAll) -> Result<FleetReport, Error> {
+        run_fleet(self, Direction::Up, 0, &options).await
+    }
+
+    /// Reverts the last `steps` applied migrations of one tenant (their
+    /// `down`), newest first, in one transaction holding the tenant's lock.
+    /// The report's `applied` lists the reverted migrations.
+    ///
+    /// # Errors
+    /// As [`migrate_tenant`](Self::migrate_tenant), with [`Error::Rollback`]
+    /// instead of [`Error::Migration`]; the tenant is unchanged then.
+    pub async fn rollback_tenant(&self, id: &TenantId, steps: u32) -> Result<TenantReport, Error> {
+        let record = registered_tenant(self, id).await?;
+        let started = Instant::now();
+        let reverted = run_tenant(self, &record, Direction::Down, steps).await?;
+        Ok(TenantReport::succeeded(
+            record.id,
+            record.schema,
+            Direction::Down,
+            reverted,
+            started.elapsed(),
+        ))
+    }
+
+    /// Reverts the last `steps` applied migrations of every tenant of the
+    /// fleet, as [`migrate_all`](Self::migrate_all) runs them.
+    ///
+    /// # Errors
+    /// Only when the registry cannot be read.
+    pub async fn rollback_all(
+        &self,
+        steps: u32,
+        options: MigrateAll,
+    ) -> Result<FleetReport, Error> {
+        run_fleet(self, Direction::Down, steps, &options).await
+    }
+
+    /// Applies the pending migrations of `S`, a migrator for the shared
+    /// tables (plans, billing, anything not per tenant), to the registry's
+    /// schema (`public` by default), and returns their names.
+    ///
+    /// One transaction with the search path pinned to that schema alone, so
+    /// `S`'s tables and its own `seaql_migrations` land there and nowhere
+    /// else, and an advisory lock, so replicas starting at once apply each
+    /// migration once. Tenant migrators never run here: they only run inside
+    /// a tenant's transaction, whose schema can never be `public` or a
+    /// shared schema.
+    ///
+    /// # Errors
+    /// [`Error::SharedMigration`]; the shared schema is unchanged then.
+    pub async fn migrate_shared<S: MigratorTrait>(&self) -> Result<Vec<String>, Error> {
+        let schema = self.config.registry().schema();
+        let fail = |migration, source| Error::SharedMigration {
+            schema: schema.clone(),
+            migration,
+            source,
+        };
+        let txn = self.conn.begin().await.map_err(|e| fail(None, e))?;
+        txn.execute_unprepared(&format!(
+            "SET LOCAL search_path TO {}; \
+             SELECT pg_advisory_xact_lock(({SHARED_LOCK}::bigint << 32) | {}::oid::bigint)",
+            schema.quoted(),
+            schema.regnamespace(),
+        ))
+        .await
+        .map_err(|e| fail(None, e))?;
+        let result = apply_pending::<S>(&txn).await;
+        finish::<S>(txn, result, Direction::Up)
+            .await
+            .map_err(|(migration, source)| fail(migration, source))
+    }
+}

@@ -1,0 +1,175 @@
+//! A fleet run: every tenant, a bounded number at a time, each in its own
+//! transaction, with events, logs and a report.
+
+use std::any::Any;
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Instant;
+
+use futures_util::{FutureExt, StreamExt, stream};
+use sea_orm_migration::MigratorTrait;
+use tenancy_core::TenantStatus;
+use tracing::Instrument;
+
+use super::MigrateAll;
+use super::tenant::run_tenant;
+use crate::events::{MigrationEvent, Progress};
+use crate::report::{Direction, FleetReport, TenantReport};
+use crate::{Error, StatusFilter, TenantFleet, TenantRecord};
+
+/// The tenants a fleet run covers, ordered by id.
+async fn fleet_members<M: MigratorTrait>(
+    fleet: &TenantFleet<M>,
+    only_active: bool,
+) -> Result<Vec<TenantRecord>, Error> {
+    let mut tenants = fleet.list(StatusFilter::All).await?;
+    tenants.retain(|t| {
+        t.status == TenantStatus::Active || (!only_active && t.status == TenantStatus::Suspended)
+    });
+    Ok(tenants)
+}
+
+pub(super) async fn run_fleet<M: MigratorTrait>(
+    fleet: &TenantFleet<M>,
+    direction: Direction,
+    steps: u32,
+    options: &MigrateAll,
+) -> Result<FleetReport, Error> {
+    let started = Instant::now();
+    let tenants = fleet_members(fleet, options.only_active).await?;
+    let run = FleetRun {
+        fleet,
+        direction,
+        steps,
+        options,
+        total: tenants.len(),
+        completed: AtomicUsize::new(0),
+        stopped: AtomicBool::new(false),
+    };
+    let concurrency = options
+        .concurrency
+        .unwrap_or_else(|| fleet.config.concurrency())
+        .max(1);
+    let run = &run;
+    let mut reports: Vec<TenantReport> = stream::iter(tenants)
+        .map(|record| run.tenant(record))
+        .buffer_unordered(concurrency)
+        .collect()
+        .await;
+    reports.sort_by(|a, b| a.tenant.cmp(&b.tenant));
+    let report = FleetReport::new(direction, reports, started.elapsed());
+    if report.is_success() {
+        tracing::info!(%report, "fleet run finished");
+    } else {
+        tracing::warn!(%report, "fleet run finished with failures");
+    }
+    Ok(report)
+}
+
+/// The shared state of one fleet run.
+struct FleetRun<'a, M> {
+    fleet: &'a TenantFleet<M>,
+    direction: Direction,
+    steps: u32,
+    options: &'a MigrateAll,
+    total: usize,
+    completed: AtomicUsize,
+    stopped: AtomicBool,
+}
+
+impl<M: MigratorTrait> FleetRun<'_, M> {
+    async fn tenant(&self, record: TenantRecord) -> TenantReport {
+        let (id, schema) = (&record.id, &record.schema);
+        if self.options.stop_on_first_failure && self.stopped.load(Ordering::SeqCst) {
+            let progress = self.complete_one();
+            self.emit(&MigrationEvent::Skipped {
+                tenant: id,
+                schema,
+                progress,
+            });
+            return TenantReport::skipped(record.id, record.schema, self.direction);
+        }
+        self.emit(&MigrationEvent::Started {
+            tenant: id,
+            schema,
+            progress: Progress {
+                completed: self.completed.load(Ordering::SeqCst),
+                total: self.total,
+            },
+        });
+        let started = Instant::now();
+        let span = tracing::info_span!("tenant", tenant = %id, schema = %schema);
+        let result = AssertUnwindSafe(run_tenant(self.fleet, &record, self.direction, self.steps))
+            .catch_unwind()
+            .instrument(span)
+            .await
+            .unwrap_or_else(|panic| {
+                Err(Error::Panicked {
+                    tenant: id.clone(),
+                    schema: schema.clone(),
+                    message: panic_message(panic.as_ref()),
+                })
+            });
+        let duration = started.elapsed();
+        match result {
+            Ok(applied) => {
+                let progress = self.complete_one();
+                tracing::info!(
+                    tenant = %id,
+                    schema = %schema,
+                    migrations = ?applied,
+                    ?duration,
+                    "tenant {} done",
+                    match self.direction {
+                        Direction::Up => "migration",
+                        Direction::Down => "rollback",
+                    },
+                );
+                self.emit(&MigrationEvent::Finished {
+                    tenant: id,
+                    schema,
+                    applied: &applied,
+                    duration,
+                    progress,
+                });
+                TenantReport::succeeded(record.id, record.schema, self.direction, applied, duration)
+            }
+            Err(error) => {
+                self.stopped.store(true, Ordering::SeqCst);
+                let progress = self.complete_one();
+                // Logged here, naming the tenant, so failures reach error
+                // trackers even when the caller only looks at the summary.
+                tracing::error!(tenant = %id, schema = %schema, %error, "{error}");
+                self.emit(&MigrationEvent::Failed {
+                    tenant: id,
+                    schema,
+                    error: &error,
+                    duration,
+                    progress,
+                });
+                TenantReport::failed(record.id, record.schema, self.direction, error, duration)
+            }
+        }
+    }
+
+    fn complete_one(&self) -> Progress {
+        Progress {
+            completed: self.completed.fetch_add(1, Ordering::SeqCst) + 1,
+            total: self.total,
+        }
+    }
+
+    fn emit(&self, event: &MigrationEvent<'_>) {
+        if let Some(handler) = &self.options.on_event {
+            handler(event);
+        }
+    }
+}
+
+fn panic_message(panic: &(dyn Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "(a non-string panic payload)".to_owned())
+}

@@ -1,0 +1,116 @@
+//! One tenant's migration transaction, from registry row to commit.
+
+use sea_orm::{DatabaseTransaction, DbErr};
+use sea_orm_migration::MigratorTrait;
+use tenancy_core::TenantId;
+
+use crate::pg::{INVALID_SCHEMA_NAME, has_sqlstate};
+use crate::report::Direction;
+use crate::tenant_txn::{apply_pending, begin_for_schema, revert_applied};
+use crate::{Error, TenantFleet, TenantRecord};
+
+/// One tenant's registry row, or [`Error::UnknownTenant`].
+pub(crate) async fn registered_tenant<M: MigratorTrait>(
+    fleet: &TenantFleet<M>,
+    id: &TenantId,
+) -> Result<TenantRecord, Error> {
+    fleet
+        .get(id)
+        .await?
+        .ok_or_else(|| Error::UnknownTenant { tenant: id.clone() })
+}
+
+/// The error for a tenant transaction that could not be opened.
+pub(crate) fn open_error(record: &TenantRecord, source: DbErr) -> Error {
+    if has_sqlstate(&source, INVALID_SCHEMA_NAME) {
+        Error::SchemaMissing {
+            tenant: record.id.clone(),
+            schema: record.schema.clone(),
+        }
+    } else {
+        Error::Tenant {
+            tenant: record.id.clone(),
+            source,
+        }
+    }
+}
+
+/// One tenant, one transaction: migrate up, or revert `steps` migrations.
+pub(super) async fn run_tenant<M: MigratorTrait>(
+    fleet: &TenantFleet<M>,
+    record: &TenantRecord,
+    direction: Direction,
+    steps: u32,
+) -> Result<Vec<String>, Error> {
+    // A registry row written by hand could name a shared schema; tenant
+    // migrations must never run there (`public` cannot even be named).
+    let registry_schema = fleet.config.registry().schema();
+    if std::iter::once(registry_schema)
+        .chain(fleet.config.shared_schemas())
+        .any(|shared| shared.as_str() == record.schema.as_str())
+    {
+        return Err(Error::SchemaIsShared {
+            tenant: record.id.clone(),
+            schema: record.schema.clone(),
+        });
+    }
+    let txn = begin_for_schema(&fleet.conn, &record.schema, fleet.config.shared_schemas())
+        .await
+        .map_err(|source| open_error(record, source))?;
+    let result = match direction {
+        Direction::Up => apply_pending::<M>(&txn).await,
+        Direction::Down => revert_applied::<M>(&txn, steps).await,
+    };
+    finish::<M>(txn, result, direction)
+        .await
+        .map_err(|(migration, source)| {
+            let (tenant, schema) = (record.id.clone(), record.schema.clone());
+            match direction {
+                Direction::Up => Error::Migration {
+                    tenant,
+                    schema,
+                    migration,
+                    source,
+                },
+                Direction::Down => Error::Rollback {
+                    tenant,
+                    schema,
+                    migration,
+                    source,
+                },
+            }
+        })
+}
+
+/// Commits after success; after a failure finds which migration failed (its
+/// savepoint is rolled back, so the transaction still answers unless the
+/// failure aborted it), then rolls the whole transaction back.
+pub(super) async fn finish<X: MigratorTrait>(
+    txn: DatabaseTransaction,
+    result: Result<Vec<String>, DbErr>,
+    direction: Direction,
+) -> Result<Vec<String>, (Option<String>, DbErr)> {
+    match result {
+        Ok(names) => match txn.commit().await {
+            Ok(()) => Ok(names),
+            Err(source) => Err((None, source)),
+        },
+        Err(source) => {
+            let migration = match direction {
+                Direction::Up => X::get_pending_migrations_read_only(&txn)
+                    .await
+                    .ok()
+                    .and_then(|pending| pending.first().map(|m| m.name().to_owned())),
+                Direction::Down => X::get_applied_migrations_read_only(&txn)
+                    .await
+                    .ok()
+                    .and_then(|applied| applied.last().map(|m| m.name().to_owned())),
+            };
+            if let Err(error) = txn.rollback().await {
+                // The server rolls back on its own when the connection is gone.
+                tracing::debug!(%error, "rollback after a failed migration failed");
+            }
+            Err((migration, source))
+        }
+    }
+}

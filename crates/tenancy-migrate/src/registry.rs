@@ -1,0 +1,186 @@
+//! The registry table's write side: created and upgraded by the library's own
+//! migrations, listed as [`TenantRecord`]s.
+
+use sea_orm::{ConnectionTrait, DbBackend, QueryResult, Statement, TransactionTrait};
+use sea_orm_migration::MigratorTrait;
+use tenancy_core::{SchemaName, TableName, TenantId, TenantStatus};
+use tenancy_sea_orm::RegistryConfig;
+
+use crate::{Error, TenantFleet};
+
+/// Renders one registry migration's DDL for a registry location.
+type RegistryDdl = fn(&RegistryConfig) -> Result<String, Error>;
+
+/// The registry's own migrations, in order. Appending is the only allowed change.
+const REGISTRY_MIGRATIONS: &[(&str, RegistryDdl)] = &[("0001_create_registry", create_registry)];
+
+/// High 32 bits of the advisory lock that serialises registry upgrades.
+const REGISTRY_LOCK: i64 = 0x746e_7267;
+
+fn create_registry(config: &RegistryConfig) -> Result<String, Error> {
+    let table = config.qualified_table();
+    // Constraints are named explicitly: Citus suffixes shard names, and a
+    // named constraint is what error handling matches on.
+    let name =
+        |suffix: &str| TableName::new(&format!("{}_{suffix}", config.table())).map(|n| n.quoted());
+    Ok(format!(
+        "CREATE TABLE {table} (
+            tenant_id text NOT NULL,
+            schema_name text NOT NULL,
+            display_name text NOT NULL DEFAULT '',
+            domain text,
+            status text NOT NULL DEFAULT 'provisioning',
+            settings jsonb NOT NULL DEFAULT '{{}}'::jsonb,
+            created_at timestamptz NOT NULL DEFAULT now(),
+            updated_at timestamptz NOT NULL DEFAULT now(),
+            CONSTRAINT {pkey} PRIMARY KEY (tenant_id),
+            CONSTRAINT {schema_key} UNIQUE (schema_name),
+            CONSTRAINT {domain_key} UNIQUE (domain),
+            CONSTRAINT {status_check} CHECK (status IN ('provisioning', 'active', 'suspended', 'deleted'))
+        )",
+        pkey = name("pkey")?,
+        schema_key = name("schema_name_key")?,
+        domain_key = name("domain_key")?,
+        status_check = name("status_check")?,
+    ))
+}
+
+/// The registry columns a [`TenantRecord`] is read from.
+pub(crate) const RECORD_COLUMNS: &str = "tenant_id, schema_name, display_name, domain, status";
+
+/// One registered tenant, as the registry holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TenantRecord {
+    /// The tenant's id.
+    pub id: TenantId,
+    /// Its schema.
+    pub schema: SchemaName,
+    /// Its display name (may be empty).
+    pub display_name: String,
+    /// Its domain or subdomain, if any.
+    pub domain: Option<String>,
+    /// Its lifecycle status.
+    pub status: TenantStatus,
+}
+
+/// Which tenants [`TenantFleet::list`] returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum StatusFilter {
+    /// Every registered tenant.
+    #[default]
+    All,
+    /// Only tenants in this status.
+    Only(TenantStatus),
+}
+
+impl<M: MigratorTrait> TenantFleet<M> {
+    /// Creates the registry table, or upgrades it, with the library's own
+    /// migrations (tracked in `tenancy_registry_migrations` beside it). Safe
+    /// to call at every start-up, from several replicas at once.
+    ///
+    /// # Errors
+    /// [`Error::Database`] when the DDL fails.
+    pub async fn install(&self) -> Result<(), Error> {
+        let db_err = |source| Error::Database {
+            action: "installing the tenant registry",
+            source,
+        };
+        let registry = self.config.registry();
+        let versions = TableName::new("tenancy_registry_migrations")?.qualified(registry.schema());
+        let txn = self.conn.begin().await.map_err(db_err)?;
+        txn.execute_unprepared(&format!(
+            "SELECT pg_advisory_xact_lock(({REGISTRY_LOCK}::bigint << 32) | {}::oid::bigint); \
+             CREATE TABLE IF NOT EXISTS {versions} (version text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())",
+            registry.schema().regnamespace(),
+        ))
+        .await
+        .map_err(db_err)?;
+        let applied: Vec<String> = txn
+            .query_all_raw(Statement::from_string(
+                DbBackend::Postgres,
+                format!("SELECT version FROM {versions}"),
+            ))
+            .await
+            .map_err(db_err)?
+            .iter()
+            .map(|row| row.try_get::<String>("", "version"))
+            .collect::<Result<_, _>>()
+            .map_err(db_err)?;
+        for (version, ddl) in REGISTRY_MIGRATIONS {
+            if applied.iter().any(|v| v == version) {
+                continue;
+            }
+            txn.execute_unprepared(&ddl(registry)?)
+                .await
+                .map_err(db_err)?;
+            txn.execute_raw(Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                format!("INSERT INTO {versions} (version) VALUES ($1)"),
+                [(*version).into()],
+            ))
+            .await
+            .map_err(db_err)?;
+        }
+        txn.commit().await.map_err(db_err)
+    }
+
+    /// The registered tenants, ordered by id.
+    ///
+    /// # Errors
+    /// [`Error::Database`] when the registry cannot be read,
+    /// [`Error::CorruptRegistry`] for a row that does not validate.
+    pub async fn list(&self, filter: StatusFilter) -> Result<Vec<TenantRecord>, Error> {
+        let db_err = |source| Error::Database {
+            action: "listing tenants",
+            source,
+        };
+        let table = self.config.registry().qualified_table();
+        let select = format!("SELECT {RECORD_COLUMNS} FROM {table}");
+        let statement = match filter {
+            StatusFilter::All => {
+                Statement::from_string(DbBackend::Postgres, format!("{select} ORDER BY tenant_id"))
+            }
+            StatusFilter::Only(status) => Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                format!("{select} WHERE status = $1 ORDER BY tenant_id"),
+                [status.as_str().into()],
+            ),
+        };
+        let rows = self.conn.query_all_raw(statement).await.map_err(db_err)?;
+        rows.iter().map(record_from_row).collect()
+    }
+}
+
+/// Reads one registry row, validating every name again: the table may have
+/// been written by hand.
+pub(crate) fn record_from_row(row: &QueryResult) -> Result<TenantRecord, Error> {
+    let text = |column: &str| {
+        row.try_get::<String>("", column)
+            .map_err(|e| Error::CorruptRegistry {
+                tenant: row.try_get::<String>("", "tenant_id").unwrap_or_default(),
+                reason: format!("column {column}: {e}"),
+            })
+    };
+    let raw_id = text("tenant_id")?;
+    let corrupt = |reason: String| Error::CorruptRegistry {
+        tenant: raw_id.clone(),
+        reason,
+    };
+    let id = TenantId::new(&raw_id).map_err(|e| corrupt(e.to_string()))?;
+    let schema = SchemaName::new(&text("schema_name")?).map_err(|e| corrupt(e.to_string()))?;
+    let status = text("status")?
+        .parse::<TenantStatus>()
+        .map_err(|e| corrupt(e.to_string()))?;
+    let domain = row
+        .try_get::<Option<String>>("", "domain")
+        .map_err(|e| corrupt(format!("column domain: {e}")))?;
+    Ok(TenantRecord {
+        id,
+        schema,
+        display_name: text("display_name")?,
+        domain,
+        status,
+    })
+}

@@ -1,0 +1,239 @@
+//! What a migration or rollback run did, tenant by tenant.
+
+use std::fmt;
+use std::time::Duration;
+
+use tenancy_core::{SchemaName, TenantId};
+
+use crate::Error;
+
+/// Which way a run moved the tenants' schemas.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Direction {
+    /// Pending migrations applied (`up`).
+    Up,
+    /// Applied migrations reverted (`down`).
+    Down,
+}
+
+impl Direction {
+    fn verb(self) -> &'static str {
+        match self {
+            Self::Up => "migrated",
+            Self::Down => "rolled back",
+        }
+    }
+
+    fn noun(self) -> &'static str {
+        match self {
+            Self::Up => "applied",
+            Self::Down => "reverted",
+        }
+    }
+}
+
+/// How one tenant's part of a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Outcome {
+    /// The tenant's transaction committed (possibly with nothing to do).
+    Succeeded,
+    /// The tenant's transaction was rolled back; the report's `error` says why.
+    Failed,
+    /// The tenant was never started: the run stopped on an earlier failure.
+    Skipped,
+}
+
+/// One tenant's part of a run.
+///
+/// `error` is `Some` exactly when `outcome` is [`Outcome::Failed`].
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct TenantReport {
+    /// The tenant.
+    pub tenant: TenantId,
+    /// Its schema.
+    pub schema: SchemaName,
+    /// Which way the run went.
+    pub direction: Direction,
+    /// How it ended.
+    pub outcome: Outcome,
+    /// The migrations applied in order, or for a rollback
+    /// ([`Direction::Down`]) reverted, newest first. Empty unless the tenant
+    /// succeeded: a failed tenant's transaction is rolled back whole.
+    pub applied: Vec<String>,
+    /// Time spent on the tenant, waiting for its lock included.
+    pub duration: Duration,
+    /// Why the tenant failed.
+    pub error: Option<Error>,
+}
+
+impl TenantReport {
+    pub(crate) fn succeeded(
+        tenant: TenantId,
+        schema: SchemaName,
+        direction: Direction,
+        applied: Vec<String>,
+        duration: Duration,
+    ) -> Self {
+        Self {
+            tenant,
+            schema,
+            direction,
+            outcome: Outcome::Succeeded,
+            applied,
+            duration,
+            error: None,
+        }
+    }
+
+    pub(crate) fn failed(
+        tenant: TenantId,
+        schema: SchemaName,
+        direction: Direction,
+        error: Error,
+        duration: Duration,
+    ) -> Self {
+        Self {
+            tenant,
+            schema,
+            direction,
+            outcome: Outcome::Failed,
+            applied: Vec::new(),
+            duration,
+            error: Some(error),
+        }
+    }
+
+    pub(crate) fn skipped(tenant: TenantId, schema: SchemaName, direction: Direction) -> Self {
+        Self {
+            tenant,
+            schema,
+            direction,
+            outcome: Outcome::Skipped,
+            applied: Vec::new(),
+            duration: Duration::ZERO,
+            error: None,
+        }
+    }
+
+    /// Whether the tenant's transaction committed.
+    #[must_use]
+    pub fn is_success(&self) -> bool {
+        self.outcome == Outcome::Succeeded
+    }
+}
+
+impl fmt::Display for TenantReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (&self.outcome, &self.error) {
+            (Outcome::Failed, Some(error)) => write!(f, "{}: failed: {error}", self.tenant),
+            (Outcome::Skipped, _) => write!(f, "{}: skipped", self.tenant),
+            _ if self.applied.is_empty() => write!(f, "{}: nothing to do", self.tenant),
+            _ => write!(
+                f,
+                "{}: {} {} ({:.2?})",
+                self.tenant,
+                self.direction.noun(),
+                self.applied.join(", "),
+                self.duration,
+            ),
+        }
+    }
+}
+
+/// What a fleet run did: one [`TenantReport`] per tenant, ordered by tenant
+/// id.
+///
+/// Per-tenant failures do not make the run an `Err`: they are here, in
+/// [`failed`](Self::failed). Check [`is_success`](Self::is_success) (a CLI
+/// exits non-zero when it is false).
+///
+/// The [`Display`](fmt::Display) output is a one-line summary, e.g.
+/// `migrated 6 tenants: 5 succeeded, 1 failed, 0 skipped; 10 migrations applied in 1.20s`.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct FleetReport {
+    /// Which way the run went.
+    pub direction: Direction,
+    /// Every tenant of the run, ordered by tenant id.
+    pub tenants: Vec<TenantReport>,
+    /// Wall time of the whole run.
+    pub duration: Duration,
+}
+
+impl FleetReport {
+    pub(crate) fn new(
+        direction: Direction,
+        tenants: Vec<TenantReport>,
+        duration: Duration,
+    ) -> Self {
+        Self {
+            direction,
+            tenants,
+            duration,
+        }
+    }
+
+    /// The tenants whose transaction committed.
+    pub fn succeeded(&self) -> impl Iterator<Item = &TenantReport> {
+        self.with_outcome(Outcome::Succeeded)
+    }
+
+    /// The tenants whose transaction was rolled back, each with its error.
+    pub fn failed(&self) -> impl Iterator<Item = &TenantReport> {
+        self.with_outcome(Outcome::Failed)
+    }
+
+    /// The tenants never started because the run stopped on a failure.
+    pub fn skipped(&self) -> impl Iterator<Item = &TenantReport> {
+        self.with_outcome(Outcome::Skipped)
+    }
+
+    /// Whether every tenant succeeded (also true for an empty fleet).
+    #[must_use]
+    pub fn is_success(&self) -> bool {
+        self.tenants.iter().all(TenantReport::is_success)
+    }
+
+    /// Migrations applied (or reverted) across all tenants.
+    #[must_use]
+    pub fn applied_total(&self) -> usize {
+        self.tenants.iter().map(|t| t.applied.len()).sum()
+    }
+
+    /// The report of one tenant.
+    #[must_use]
+    pub fn tenant(&self, id: &TenantId) -> Option<&TenantReport> {
+        self.tenants
+            .binary_search_by(|t| t.tenant.cmp(id))
+            .ok()
+            .and_then(|i| self.tenants.get(i))
+    }
+
+    fn with_outcome(&self, outcome: Outcome) -> impl Iterator<Item = &TenantReport> {
+        self.tenants.iter().filter(move |t| t.outcome == outcome)
+    }
+}
+
+impl fmt::Display for FleetReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let count = self.tenants.len();
+        write!(
+            f,
+            "{} {count} tenant{}: {} succeeded, {} failed, {} skipped; {} migration{} {} in {:.2?}",
+            self.direction.verb(),
+            plural(count),
+            self.succeeded().count(),
+            self.failed().count(),
+            self.skipped().count(),
+            self.applied_total(),
+            plural(self.applied_total()),
+            self.direction.noun(),
+            self.duration,
+        )
+    }
+}
+
+fn plural(count: usize) -> &'static str {
+    if count == 1 { "" } else { "s" }
+}
