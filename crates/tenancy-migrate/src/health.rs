@@ -9,7 +9,7 @@ use sea_orm_migration::MigratorTrait;
 use tenancy_core::{SchemaName, TenantId};
 
 use crate::registry::StatusFilter;
-use crate::tenant_txn::{apply_pending, lock_schema};
+use crate::tenant_txn::{apply_pending, prepare_for_migration};
 use crate::{Error, TenantFleet};
 
 /// What [`TenantFleet::health`] found. Empty lists mean healthy.
@@ -264,10 +264,12 @@ impl<M: MigratorTrait> TenantFleet<M> {
         txn.execute_unprepared(&format!("CREATE SCHEMA {}", scratch.quoted()))
             .await
             .map_err(db_err)?;
-        lock_schema(&txn, &scratch, self.config.shared_schemas())
+        prepare_for_migration::<M>(&txn, &scratch, self.config.shared_schemas())
             .await
             .map_err(db_err)?;
-        apply_pending::<M>(&txn).await.map_err(db_err)?;
+        apply_pending::<M>(&txn)
+            .await
+            .map_err(|failure| db_err(failure.source))?;
         let mut reference = fingerprints(&txn, &[scratch.to_string()])
             .await
             .map_err(db_err)?;

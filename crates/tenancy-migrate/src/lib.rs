@@ -1,6 +1,94 @@
-//! Tenant registry, lifecycle and per-schema migrations.
+//! Tenant registry, tenant lifecycle and migrations across every tenant
+//! schema, driven from your application or your migration binary.
 //!
-//! (Crate documentation is being written.)
+//! You write tenant migrations once, as ordinary sea-orm-migration
+//! `MigrationTrait`s collected in a `MigratorTrait`, with unqualified table
+//! names. [`TenantFleet`] applies them to every tenant's schema: each tenant in
+//! one transaction that pins its search path and holds a per-tenant advisory
+//! lock, with its `seaql_migrations` ledger inside its own schema, so a dump or
+//! a drop of the schema carries its history. Shared tables get their own
+//! migrator, run by [`TenantFleet::migrate_shared`] in the shared schema.
+//!
+//! # The walk-through: registry, create, migrate all, health
+//!
+//! ```
+//! use sea_orm_migration::prelude::*;
+//! use tenancy_core::TenantId;
+//! use tenancy_migrate::{MigrateAll, NewTenant, TenantFleet};
+//!
+//! struct CreateProjects;
+//!
+//! impl MigrationName for CreateProjects {
+//!     fn name(&self) -> &str {
+//!         "m20260101_000001_create_projects"
+//!     }
+//! }
+//!
+//! #[async_trait::async_trait]
+//! impl MigrationTrait for CreateProjects {
+//!     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+//!         // Unqualified: it lands in whichever tenant schema is being migrated.
+//!         manager
+//!             .get_connection()
+//!             .execute_unprepared("CREATE TABLE projects (id serial PRIMARY KEY, name text NOT NULL)")
+//!             .await
+//!             .map(drop)
+//!     }
+//! }
+//!
+//! struct TenantMigrator;
+//!
+//! impl MigratorTrait for TenantMigrator {
+//!     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+//!         vec![Box::new(CreateProjects)]
+//!     }
+//! }
+//!
+//! # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let test_db = tenancy_testing::TestDatabase::create().await?;
+//! # let conn = test_db.connect().await?;
+//! let fleet = TenantFleet::<TenantMigrator>::new(conn);
+//!
+//! // The registry (public.tenants), created or upgraded by the library's own
+//! // migrations; safe at every start-up, from every replica.
+//! fleet.install().await?;
+//!
+//! // A tenant: registry row, schema and all migrations, in one transaction.
+//! fleet.create(&TenantId::new("acme")?, NewTenant::new().display_name("Acme")).await?;
+//! fleet.create(&TenantId::new("globex")?, NewTenant::new()).await?;
+//!
+//! // Every tenant, four at a time by default; a failing tenant is rolled back
+//! // and reported, the others go on.
+//! let report = fleet.migrate_all(MigrateAll::new()).await?;
+//! assert!(report.is_success(), "{report}");
+//!
+//! // Pending migrations of every tenant without a round trip per tenant.
+//! assert!(fleet.fleet_status().await?.is_up_to_date());
+//!
+//! // Missing or orphan schemas, pending migrations, drift, shadowed tables.
+//! let health = fleet.health().await?;
+//! assert!(health.is_healthy(), "{health}");
+//! # fleet.connection().clone().close().await?;
+//! # test_db.close().await?;
+//! # Ok(()) }
+//! ```
+//!
+//! # Guarantees
+//!
+//! - Every lifecycle call ([`create`](TenantFleet::create),
+//!   [`adopt`](TenantFleet::adopt), [`drop_tenant`](TenantFleet::drop_tenant),
+//!   …) is one transaction: a failure leaves nothing behind.
+//! - A tenant's migration run is one transaction holding that tenant's
+//!   advisory lock: a failure (or a crash, or a lost connection) leaves the
+//!   tenant fully migrated or untouched, two runners started at once apply
+//!   each migration exactly once, and the next run resumes.
+//! - Tenant migrations never run against a shared schema: the tenant's
+//!   schema must exist (checked under the lock) before anything runs.
+//! - Migrations that cannot run inside a transaction (`CREATE INDEX
+//!   CONCURRENTLY`) are not supported for tenants.
+//!
+//! Two tenant ids that map to the same schema (`acme-corp`, `acme_corp`) are
+//! refused with [`Error::SchemaTaken`].
 
 mod error;
 mod events;

@@ -1,7 +1,7 @@
 //! Running migrations: one tenant, the whole fleet, and the shared schema.
 //!
 //! Every tenant is migrated in ONE transaction opened by
-//! [`begin_for_schema`](crate::tenant_txn::begin_for_schema): the search path pinned to the tenant's schema, the
+//! [`begin_for_migration`](crate::tenant_txn::begin_for_migration): the search path pinned to the tenant's schema, the
 //! tenant's advisory lock held, each migration a savepoint of it. So a failure
 //! rolls the tenant back whole, a crash (the connection dies) leaves it
 //! untouched, and two runners at once apply each migration exactly once: the
@@ -20,7 +20,7 @@ use tenancy_core::TenantId;
 
 use crate::events::{EventHandler, MigrationEvent};
 use crate::report::{Direction, FleetReport, TenantReport};
-use crate::tenant_txn::apply_pending;
+use crate::tenant_txn::{apply_pending, create_ledger};
 use crate::{Error, TenantFleet};
 
 use fleet_run::run_fleet;
@@ -219,9 +219,10 @@ impl<M: MigratorTrait> TenantFleet<M> {
         let txn = self.conn.begin().await.map_err(|e| fail(None, e))?;
         txn.execute_unprepared(&format!(
             "SET LOCAL search_path TO {}; \
-             SELECT pg_advisory_xact_lock(({SHARED_LOCK}::bigint << 32) | {}::oid::bigint)",
+             SELECT pg_advisory_xact_lock(({SHARED_LOCK}::bigint << 32) | {}::oid::bigint); {}",
             schema.quoted(),
             schema.regnamespace(),
+            create_ledger::<S>().map_err(|e| fail(None, e))?,
         ))
         .await
         .map_err(|e| fail(None, e))?;

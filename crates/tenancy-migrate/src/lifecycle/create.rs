@@ -262,7 +262,7 @@ impl<M: MigratorTrait> TenantFleet<M> {
                     }
                 })?;
         }
-        tenant_txn::lock_schema(txn, schema, self.config.shared_schemas())
+        tenant_txn::prepare_for_migration::<M>(txn, schema, self.config.shared_schemas())
             .await
             .map_err(|source| {
                 if has_sqlstate(&source, INVALID_SCHEMA_NAME) {
@@ -276,11 +276,11 @@ impl<M: MigratorTrait> TenantFleet<M> {
             })?;
         tenant_txn::apply_pending::<M>(txn)
             .await
-            .map_err(|source| Error::Migration {
+            .map_err(|failure| Error::Migration {
                 tenant: id.clone(),
                 schema: schema.clone(),
-                migration: None,
-                source,
+                migration: failure.migration,
+                source: failure.source,
             })
     }
 }

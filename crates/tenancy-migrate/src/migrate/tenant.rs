@@ -6,7 +6,7 @@ use tenancy_core::TenantId;
 
 use crate::pg::{INVALID_SCHEMA_NAME, has_sqlstate};
 use crate::report::Direction;
-use crate::tenant_txn::{apply_pending, begin_for_schema, revert_applied};
+use crate::tenant_txn::{MigrationFailure, apply_pending, begin_for_migration, revert_applied};
 use crate::{Error, TenantFleet, TenantRecord};
 
 /// One tenant's registry row, or [`Error::UnknownTenant`].
@@ -54,12 +54,14 @@ pub(super) async fn run_tenant<M: MigratorTrait>(
             schema: record.schema.clone(),
         });
     }
-    let txn = begin_for_schema(&fleet.conn, &record.schema, fleet.config.shared_schemas())
+    let txn = begin_for_migration::<M>(&fleet.conn, &record.schema, fleet.config.shared_schemas())
         .await
         .map_err(|source| open_error(record, source))?;
     let result = match direction {
         Direction::Up => apply_pending::<M>(&txn).await,
-        Direction::Down => revert_applied::<M>(&txn, steps).await,
+        Direction::Down => revert_applied::<M>(&txn, steps)
+            .await
+            .map_err(MigrationFailure::from),
     };
     finish::<M>(txn, result, direction)
         .await
@@ -87,7 +89,7 @@ pub(super) async fn run_tenant<M: MigratorTrait>(
 /// failure aborted it), then rolls the whole transaction back.
 pub(super) async fn finish<X: MigratorTrait>(
     txn: DatabaseTransaction,
-    result: Result<Vec<String>, DbErr>,
+    result: Result<Vec<String>, MigrationFailure>,
     direction: Direction,
 ) -> Result<Vec<String>, (Option<String>, DbErr)> {
     match result {
@@ -95,7 +97,19 @@ pub(super) async fn finish<X: MigratorTrait>(
             Ok(()) => Ok(names),
             Err(source) => Err((None, source)),
         },
-        Err(source) => {
+        Err(MigrationFailure {
+            migration: Some(migration),
+            source,
+        }) => {
+            if let Err(error) = txn.rollback().await {
+                tracing::debug!(%error, "rollback after a failed migration failed");
+            }
+            Err((Some(migration), source))
+        }
+        Err(MigrationFailure {
+            migration: None,
+            source,
+        }) => {
             let migration = match direction {
                 Direction::Up => X::get_pending_migrations_read_only(&txn)
                     .await
