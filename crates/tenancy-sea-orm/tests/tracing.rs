@@ -15,9 +15,12 @@ use tracing::span::{Attributes, Id};
 use tracing_subscriber::layer::{Context, SubscriberExt as _};
 use tracing_subscriber::{Layer, Registry};
 
-/// The name and fields of every span opened.
+/// A span's name and its fields as (name, value) pairs.
+type SpanRecord = (String, Vec<(String, String)>);
+
+/// Every span opened.
 #[derive(Clone, Default)]
-struct SpanLog(Arc<Mutex<Vec<(String, Vec<(String, String)>)>>>);
+struct SpanLog(Arc<Mutex<Vec<SpanRecord>>>);
 
 struct FieldsVisitor(Vec<(String, String)>);
 
