@@ -4,6 +4,14 @@ use std::fmt;
 ///
 /// Tenant ids and schema names follow different rules, so an error says which
 /// rule set rejected the input.
+///
+/// ```
+/// use tenancy_core::{Error, NameKind, TenantId};
+///
+/// let err = TenantId::new("").unwrap_err();
+/// assert!(matches!(err, Error::Empty { kind: NameKind::TenantId }));
+/// assert_eq!(NameKind::SchemaName.to_string(), "schema name");
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum NameKind {

@@ -3,6 +3,14 @@ use tenancy_core::{SchemaName, SharedSchema, TenantId};
 
 /// Everything that can go wrong managing tenants and their migrations. Every
 /// variant that concerns a tenant names it.
+///
+/// ```
+/// use tenancy_migrate::Error;
+///
+/// let err = Error::UnknownTenant { tenant: "acme".parse()? };
+/// assert_eq!(err.to_string(), "tenant acme is not registered");
+/// # Ok::<(), tenancy_core::Error>(())
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {

@@ -43,6 +43,19 @@ impl fmt::Display for Progress {
 ///
 /// [`TenantFleet::migrate_all`]: crate::TenantFleet::migrate_all
 /// [`TenantFleet::rollback_all`]: crate::TenantFleet::rollback_all
+///
+/// ```
+/// use tenancy_migrate::{MigrateAll, MigrationEvent};
+///
+/// let options = MigrateAll::new().on_event(|event| match event {
+///     MigrationEvent::Finished { tenant, applied, progress, .. } => {
+///         println!("[{progress}] {tenant}: {} applied", applied.len());
+///     }
+///     MigrationEvent::Failed { tenant, error, .. } => eprintln!("{tenant}: {error}"),
+///     _ => {}
+/// });
+/// # let _ = options;
+/// ```
 #[derive(Debug, Clone, Copy)]
 #[non_exhaustive]
 pub enum MigrationEvent<'a> {
@@ -96,6 +109,11 @@ pub enum MigrationEvent<'a> {
 
 impl MigrationEvent<'_> {
     /// The tenant the event is about.
+    ///
+    /// ```
+    /// let options = tenancy_migrate::MigrateAll::new().on_event(|event| println!("{}", event.tenant()));
+    /// # let _ = options;
+    /// ```
     #[must_use]
     pub fn tenant(&self) -> &TenantId {
         match self {
@@ -107,6 +125,14 @@ impl MigrationEvent<'_> {
     }
 
     /// The run's progress when the event fired.
+    ///
+    /// ```
+    /// let options = tenancy_migrate::MigrateAll::new().on_event(|event| {
+    ///     let progress = event.progress();
+    ///     println!("{}/{} tenants done", progress.completed, progress.total);
+    /// });
+    /// # let _ = options;
+    /// ```
     #[must_use]
     pub fn progress(&self) -> Progress {
         match self {
@@ -118,6 +144,15 @@ impl MigrationEvent<'_> {
     }
 
     /// Whether this is the tenant's last event (anything but `Started`).
+    ///
+    /// ```
+    /// let options = tenancy_migrate::MigrateAll::new().on_event(|event| {
+    ///     if event.is_terminal() {
+    ///         println!("{} is done", event.tenant());
+    ///     }
+    /// });
+    /// # let _ = options;
+    /// ```
     #[must_use]
     pub fn is_terminal(&self) -> bool {
         !matches!(self, Self::Started { .. })

@@ -143,6 +143,26 @@ impl FleetConfig {
 /// `M` is an ordinary sea-orm-migration `MigratorTrait`, written once and
 /// applied to every tenant's schema, with its `seaql_migrations` table inside
 /// that schema (so a dump or drop of the schema carries its history).
+///
+/// ```
+/// use tenancy_migrate::{NewTenant, TenantFleet};
+/// # use sea_orm_migration::{MigrationTrait, MigratorTrait};
+/// # struct TenantMigrator;
+/// # impl MigratorTrait for TenantMigrator {
+/// #     fn migrations() -> Vec<Box<dyn MigrationTrait>> { Vec::new() }
+/// # }
+///
+/// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let test_db = tenancy_testing::TestDatabase::create().await?;
+/// # let conn = test_db.connect().await?;
+/// let fleet = TenantFleet::<TenantMigrator>::new(conn.clone());
+/// fleet.install().await?; // the registry, public.tenants
+/// let acme = fleet.create(&"acme".parse()?, NewTenant::new()).await?;
+/// assert_eq!(acme.schema.as_str(), "tenant_acme");
+/// # conn.close().await?;
+/// # test_db.close().await?;
+/// # Ok(()) }
+/// ```
 pub struct TenantFleet<M> {
     pub(crate) conn: DatabaseConnection,
     pub(crate) config: FleetConfig,
@@ -151,12 +171,36 @@ pub struct TenantFleet<M> {
 
 impl<M: MigratorTrait> TenantFleet<M> {
     /// A fleet on `conn` with the default configuration.
+    ///
+    /// ```
+    /// # use sea_orm_migration::{MigrationTrait, MigratorTrait};
+    /// # struct TenantMigrator;
+    /// # impl MigratorTrait for TenantMigrator {
+    /// #     fn migrations() -> Vec<Box<dyn MigrationTrait>> { Vec::new() }
+    /// # }
+    /// # fn demo(conn: sea_orm::DatabaseConnection) {
+    /// let fleet = tenancy_migrate::TenantFleet::<TenantMigrator>::new(conn);
+    /// # }
+    /// ```
     #[must_use]
     pub fn new(conn: DatabaseConnection) -> Self {
         Self::with_config(conn, FleetConfig::default())
     }
 
     /// A fleet on `conn` with `config`.
+    ///
+    /// ```
+    /// # use sea_orm_migration::{MigrationTrait, MigratorTrait};
+    /// # struct TenantMigrator;
+    /// # impl MigratorTrait for TenantMigrator {
+    /// #     fn migrations() -> Vec<Box<dyn MigrationTrait>> { Vec::new() }
+    /// # }
+    /// # fn demo(conn: sea_orm::DatabaseConnection) {
+    /// use tenancy_migrate::{FleetConfig, TenantFleet};
+    /// let fleet = TenantFleet::<TenantMigrator>::with_config(conn, FleetConfig::default().with_concurrency(8));
+    /// assert_eq!(fleet.config().concurrency(), 8);
+    /// # }
+    /// ```
     #[must_use]
     pub fn with_config(conn: DatabaseConnection, config: FleetConfig) -> Self {
         Self {
@@ -167,12 +211,24 @@ impl<M: MigratorTrait> TenantFleet<M> {
     }
 
     /// The connection the fleet works on.
+    ///
+    /// ```
+    /// # fn demo<M: sea_orm_migration::MigratorTrait>(fleet: tenancy_migrate::TenantFleet<M>) {
+    /// let conn: &sea_orm::DatabaseConnection = fleet.connection();
+    /// # }
+    /// ```
     #[must_use]
     pub fn connection(&self) -> &DatabaseConnection {
         &self.conn
     }
 
     /// The fleet's configuration.
+    ///
+    /// ```
+    /// # fn demo<M: sea_orm_migration::MigratorTrait>(fleet: tenancy_migrate::TenantFleet<M>) {
+    /// println!("registry: {}", fleet.config().registry().qualified_table());
+    /// # }
+    /// ```
     #[must_use]
     pub fn config(&self) -> &FleetConfig {
         &self.config

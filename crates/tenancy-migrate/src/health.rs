@@ -13,6 +13,20 @@ use crate::tenant_txn::{apply_pending, prepare_for_migration};
 use crate::{Error, TenantFleet};
 
 /// What [`TenantFleet::health`] found. Empty lists mean healthy.
+///
+/// ```
+/// fn alert(report: &tenancy_migrate::HealthReport) {
+///     for (tenant, schema) in &report.missing_schemas {
+///         eprintln!("{tenant}: schema {schema} is missing");
+///     }
+///     for (tenant, pending) in &report.pending {
+///         eprintln!("{tenant}: {} migrations pending", pending.len());
+///     }
+///     if !report.is_healthy() {
+///         eprintln!("{report}");
+///     }
+/// }
+/// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct HealthReport {
@@ -114,6 +128,28 @@ impl<M: MigratorTrait> TenantFleet<M> {
     /// tables that shadow shared ones. A handful of catalog queries whatever
     /// the number of tenants, plus one scratch schema migrated inside a
     /// transaction that is rolled back.
+    ///
+    /// ```
+    /// use tenancy_migrate::{NewTenant, TenantFleet};
+    /// # use sea_orm_migration::{MigrationTrait, MigratorTrait};
+    /// # struct TenantMigrator;
+    /// # impl MigratorTrait for TenantMigrator {
+    /// #     fn migrations() -> Vec<Box<dyn MigrationTrait>> { Vec::new() }
+    /// # }
+    ///
+    /// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let test_db = tenancy_testing::TestDatabase::create().await?;
+    /// # let conn = test_db.connect().await?;
+    /// # let fleet = TenantFleet::<TenantMigrator>::new(conn.clone());
+    /// # fleet.install().await?;
+    /// # fleet.create(&"acme".parse()?, NewTenant::new()).await?;
+    /// let health = fleet.health().await?;
+    /// assert!(health.is_healthy(), "{health}");
+    /// assert_eq!(health.tenants, 1);
+    /// # conn.close().await?;
+    /// # test_db.close().await?;
+    /// # Ok(()) }
+    /// ```
     ///
     /// # Errors
     /// [`Error::Database`] when the catalog or registry cannot be read.

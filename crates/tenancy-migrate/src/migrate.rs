@@ -68,11 +68,21 @@ impl MigrateAll {
     /// The defaults: active and suspended tenants, the fleet's
     /// [`concurrency`](crate::FleetConfig::concurrency), go on after a
     /// failure, no event handler.
+    ///
+    /// ```
+    /// let options = tenancy_migrate::MigrateAll::new();
+    /// # let _ = options;
+    /// ```
     pub fn new() -> Self {
         Self::default()
     }
 
     /// Only `active` tenants (default `false`: `suspended` ones too).
+    ///
+    /// ```
+    /// let options = tenancy_migrate::MigrateAll::new().only_active(true); // skip suspended tenants
+    /// # let _ = options;
+    /// ```
     pub fn only_active(mut self, only_active: bool) -> Self {
         self.only_active = only_active;
         self
@@ -81,6 +91,11 @@ impl MigrateAll {
     /// How many tenants to work on at once (at least 1; default the fleet's
     /// [`concurrency`](crate::FleetConfig::concurrency)). Each one holds a
     /// pooled connection for its whole transaction.
+    ///
+    /// ```
+    /// let options = tenancy_migrate::MigrateAll::new().concurrency(16);
+    /// # let _ = options;
+    /// ```
     pub fn concurrency(mut self, concurrency: usize) -> Self {
         self.concurrency = Some(concurrency.max(1));
         self
@@ -89,12 +104,26 @@ impl MigrateAll {
     /// Whether to start no further tenant once one has failed (default
     /// `false`: every tenant is attempted). Tenants already running finish;
     /// the ones never started are reported [`Skipped`](crate::Outcome::Skipped).
+    ///
+    /// ```
+    /// let options = tenancy_migrate::MigrateAll::new().stop_on_first_failure(true);
+    /// # let _ = options;
+    /// ```
     pub fn stop_on_first_failure(mut self, stop: bool) -> Self {
         self.stop_on_first_failure = stop;
         self
     }
 
     /// Calls `handler` with every [`MigrationEvent`] of the run.
+    ///
+    /// ```
+    /// let options = tenancy_migrate::MigrateAll::new().on_event(|event| {
+    ///     if event.is_terminal() {
+    ///         println!("{} done ({})", event.tenant(), event.progress());
+    ///     }
+    /// });
+    /// # let _ = options;
+    /// ```
     pub fn on_event(
         mut self,
         handler: impl Fn(&MigrationEvent<'_>) + Send + Sync + 'static,
@@ -104,6 +133,16 @@ impl MigrateAll {
     }
 
     /// Calls an already shared handler with every [`MigrationEvent`].
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use tenancy_migrate::{EventHandler, MigrateAll, MigrationEvent};
+    ///
+    /// let handler: EventHandler = Arc::new(|event: &MigrationEvent<'_>| println!("{}", event.tenant()));
+    /// let up = MigrateAll::new().on_event_handler(Arc::clone(&handler));
+    /// let down = MigrateAll::new().on_event_handler(handler);
+    /// # let _ = (up, down);
+    /// ```
     pub fn on_event_handler(mut self, handler: EventHandler) -> Self {
         self.on_event = Some(handler);
         self
@@ -127,6 +166,28 @@ impl fmt::Debug for MigrateAll {
 impl<M: MigratorTrait> TenantFleet<M> {
     /// Applies `M`'s pending migrations to one tenant's schema, in one
     /// transaction holding the tenant's advisory lock. Works in any status.
+    ///
+    /// ```
+    /// use tenancy_migrate::{NewTenant, TenantFleet};
+    /// # use sea_orm_migration::{MigrationTrait, MigratorTrait};
+    /// # struct TenantMigrator;
+    /// # impl MigratorTrait for TenantMigrator {
+    /// #     fn migrations() -> Vec<Box<dyn MigrationTrait>> { Vec::new() }
+    /// # }
+    ///
+    /// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let test_db = tenancy_testing::TestDatabase::create().await?;
+    /// # let conn = test_db.connect().await?;
+    /// # let fleet = TenantFleet::<TenantMigrator>::new(conn.clone());
+    /// # fleet.install().await?;
+    /// # fleet.create(&"acme".parse()?, NewTenant::new()).await?;
+    /// let report = fleet.migrate_tenant(&"acme".parse()?).await?;
+    /// assert!(report.is_success());
+    /// assert!(report.applied.is_empty()); // `create` applied everything already
+    /// # conn.close().await?;
+    /// # test_db.close().await?;
+    /// # Ok(()) }
+    /// ```
     ///
     /// # Errors
     /// [`Error::UnknownTenant`]; [`Error::SchemaMissing`];
@@ -156,6 +217,32 @@ impl<M: MigratorTrait> TenantFleet<M> {
     /// migration that panics is caught and recorded as
     /// [`Error::Panicked`] for its tenant.
     ///
+    /// ```
+    /// use tenancy_migrate::{MigrateAll, NewTenant, TenantFleet};
+    /// # use sea_orm_migration::{MigrationTrait, MigratorTrait};
+    /// # struct TenantMigrator;
+    /// # impl MigratorTrait for TenantMigrator {
+    /// #     fn migrations() -> Vec<Box<dyn MigrationTrait>> { Vec::new() }
+    /// # }
+    ///
+    /// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let test_db = tenancy_testing::TestDatabase::create().await?;
+    /// # let conn = test_db.connect().await?;
+    /// # let fleet = TenantFleet::<TenantMigrator>::new(conn.clone());
+    /// # fleet.install().await?;
+    /// # fleet.create(&"acme".parse()?, NewTenant::new()).await?;
+    /// # fleet.create(&"globex".parse()?, NewTenant::new()).await?;
+    /// let report = fleet.migrate_all(MigrateAll::new().concurrency(2)).await?;
+    /// assert!(report.is_success(), "{report}");
+    /// assert_eq!(report.succeeded().count(), 2);
+    /// assert_eq!(report.failed().count() + report.skipped().count(), 0);
+    /// assert_eq!(report.applied_total(), 0); // `create` migrated them already
+    /// assert!(report.tenant(&"acme".parse()?).is_some_and(|t| t.is_success()));
+    /// # conn.close().await?;
+    /// # test_db.close().await?;
+    /// # Ok(()) }
+    /// ```
+    ///
     /// # Errors
     /// Only when the registry cannot be read ([`Error::Database`],
     /// [`Error::CorruptRegistry`]); nothing has been migrated then.
@@ -166,6 +253,54 @@ impl<M: MigratorTrait> TenantFleet<M> {
     /// Reverts the last `steps` applied migrations of one tenant (their
     /// `down`), newest first, in one transaction holding the tenant's lock.
     /// The report's `applied` lists the reverted migrations.
+    ///
+    /// ```
+    /// use sea_orm_migration::prelude::*;
+    /// use tenancy_migrate::{NewTenant, TenantFleet};
+    ///
+    /// struct CreateNotes;
+    ///
+    /// impl MigrationName for CreateNotes {
+    ///     fn name(&self) -> &str {
+    ///         "m0001_create_notes"
+    ///     }
+    /// }
+    ///
+    /// #[async_trait::async_trait]
+    /// impl MigrationTrait for CreateNotes {
+    ///     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+    ///         manager.get_connection().execute_unprepared("CREATE TABLE notes (body text)").await.map(drop)
+    ///     }
+    ///
+    ///     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+    ///         manager.get_connection().execute_unprepared("DROP TABLE notes").await.map(drop)
+    ///     }
+    /// }
+    ///
+    /// struct TenantMigrator;
+    ///
+    /// impl MigratorTrait for TenantMigrator {
+    ///     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+    ///         vec![Box::new(CreateNotes)]
+    ///     }
+    /// }
+    ///
+    /// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let test_db = tenancy_testing::TestDatabase::create().await?;
+    /// # let conn = test_db.connect().await?;
+    /// let fleet = TenantFleet::<TenantMigrator>::new(conn.clone());
+    /// fleet.install().await?;
+    /// let acme = "acme".parse()?;
+    /// fleet.create(&acme, NewTenant::new()).await?;
+    ///
+    /// let report = fleet.rollback_tenant(&acme, 1).await?;
+    /// assert_eq!(report.applied, ["m0001_create_notes"]); // reverted
+    /// let report = fleet.migrate_tenant(&acme).await?;
+    /// assert_eq!(report.applied, ["m0001_create_notes"]); // applied again
+    /// # conn.close().await?;
+    /// # test_db.close().await?;
+    /// # Ok(()) }
+    /// ```
     ///
     /// # Errors
     /// As [`migrate_tenant`](Self::migrate_tenant), with [`Error::Rollback`]
@@ -185,6 +320,17 @@ impl<M: MigratorTrait> TenantFleet<M> {
 
     /// Reverts the last `steps` applied migrations of every tenant of the
     /// fleet, as [`migrate_all`](Self::migrate_all) runs them.
+    ///
+    /// ```
+    /// # async fn demo<M: sea_orm_migration::MigratorTrait>(fleet: tenancy_migrate::TenantFleet<M>) -> Result<(), tenancy_migrate::Error> {
+    /// use tenancy_migrate::MigrateAll;
+    ///
+    /// let report = fleet.rollback_all(1, MigrateAll::new().stop_on_first_failure(true)).await?;
+    /// if !report.is_success() {
+    ///     eprintln!("{report}");
+    /// }
+    /// # Ok(()) }
+    /// ```
     ///
     /// # Errors
     /// Only when the registry cannot be read.
@@ -206,6 +352,29 @@ impl<M: MigratorTrait> TenantFleet<M> {
     /// migration once. Tenant migrators never run here: they only run inside
     /// a tenant's transaction, whose schema can never be `public` or a
     /// shared schema.
+    ///
+    /// ```
+    /// use tenancy_migrate::TenantFleet;
+    /// # use sea_orm_migration::{MigrationTrait, MigratorTrait};
+    /// # struct SharedMigrator;
+    /// # impl MigratorTrait for SharedMigrator {
+    /// #     fn migrations() -> Vec<Box<dyn MigrationTrait>> { Vec::new() }
+    /// # }
+    /// # struct TenantMigrator;
+    /// # impl MigratorTrait for TenantMigrator {
+    /// #     fn migrations() -> Vec<Box<dyn MigrationTrait>> { Vec::new() }
+    /// # }
+    ///
+    /// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let test_db = tenancy_testing::TestDatabase::create().await?;
+    /// # let conn = test_db.connect().await?;
+    /// # let fleet = TenantFleet::<TenantMigrator>::new(conn.clone());
+    /// let applied = fleet.migrate_shared::<SharedMigrator>().await?; // into `public`
+    /// assert!(applied.is_empty()); // this migrator has no migrations
+    /// # conn.close().await?;
+    /// # test_db.close().await?;
+    /// # Ok(()) }
+    /// ```
     ///
     /// # Errors
     /// [`Error::SharedMigration`]; the shared schema is unchanged then.

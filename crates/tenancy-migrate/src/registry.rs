@@ -49,6 +49,12 @@ fn create_registry(config: &RegistryConfig) -> Result<String, Error> {
 pub(crate) const RECORD_COLUMNS: &str = "tenant_id, schema_name, display_name, domain, status";
 
 /// One registered tenant, as the registry holds it.
+///
+/// ```
+/// fn describe(record: &tenancy_migrate::TenantRecord) -> String {
+///     format!("{} ({}) in {}: {}", record.id, record.display_name, record.schema, record.status)
+/// }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct TenantRecord {
@@ -65,6 +71,14 @@ pub struct TenantRecord {
 }
 
 /// Which tenants [`TenantFleet::list`] returns.
+///
+/// ```
+/// use tenancy_core::TenantStatus;
+/// use tenancy_migrate::StatusFilter;
+///
+/// let suspended = StatusFilter::Only(TenantStatus::Suspended);
+/// assert_ne!(suspended, StatusFilter::default()); // the default is `All`
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum StatusFilter {
@@ -79,6 +93,25 @@ impl<M: MigratorTrait> TenantFleet<M> {
     /// Creates the registry table, or upgrades it, with the library's own
     /// migrations (tracked in `tenancy_registry_migrations` beside it). Safe
     /// to call at every start-up, from several replicas at once.
+    ///
+    /// ```
+    /// use tenancy_migrate::TenantFleet;
+    /// # use sea_orm_migration::{MigrationTrait, MigratorTrait};
+    /// # struct TenantMigrator;
+    /// # impl MigratorTrait for TenantMigrator {
+    /// #     fn migrations() -> Vec<Box<dyn MigrationTrait>> { Vec::new() }
+    /// # }
+    ///
+    /// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let test_db = tenancy_testing::TestDatabase::create().await?;
+    /// # let conn = test_db.connect().await?;
+    /// let fleet = TenantFleet::<TenantMigrator>::new(conn.clone());
+    /// fleet.install().await?;
+    /// fleet.install().await?; // already installed: nothing to do
+    /// # conn.close().await?;
+    /// # test_db.close().await?;
+    /// # Ok(()) }
+    /// ```
     ///
     /// # Errors
     /// [`Error::Database`] when the DDL fails.
@@ -127,6 +160,32 @@ impl<M: MigratorTrait> TenantFleet<M> {
     }
 
     /// The registered tenants, ordered by id.
+    ///
+    /// ```
+    /// use tenancy_core::TenantStatus;
+    /// use tenancy_migrate::{NewTenant, StatusFilter, TenantFleet};
+    /// # use sea_orm_migration::{MigrationTrait, MigratorTrait};
+    /// # struct TenantMigrator;
+    /// # impl MigratorTrait for TenantMigrator {
+    /// #     fn migrations() -> Vec<Box<dyn MigrationTrait>> { Vec::new() }
+    /// # }
+    ///
+    /// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let test_db = tenancy_testing::TestDatabase::create().await?;
+    /// # let conn = test_db.connect().await?;
+    /// # let fleet = TenantFleet::<TenantMigrator>::new(conn.clone());
+    /// # fleet.install().await?;
+    /// # fleet.create(&"acme".parse()?, NewTenant::new()).await?;
+    /// fleet.create(&"globex".parse()?, NewTenant::new().status(TenantStatus::Suspended)).await?;
+    ///
+    /// let all = fleet.list(StatusFilter::All).await?;
+    /// assert_eq!(all.len(), 2);
+    /// let active = fleet.list(StatusFilter::Only(TenantStatus::Active)).await?;
+    /// assert_eq!(active[0].id.as_str(), "acme");
+    /// # conn.close().await?;
+    /// # test_db.close().await?;
+    /// # Ok(()) }
+    /// ```
     ///
     /// # Errors
     /// [`Error::Database`] when the registry cannot be read,

@@ -8,6 +8,17 @@ use tenancy_core::{SchemaName, TenantId};
 use crate::Error;
 
 /// Which way a run moved the tenants' schemas.
+///
+/// ```
+/// use tenancy_migrate::{Direction, FleetReport};
+///
+/// fn verb(report: &FleetReport) -> &'static str {
+///     match report.direction {
+///         Direction::Up => "migrated",
+///         Direction::Down => "rolled back",
+///     }
+/// }
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Direction {
     /// Pending migrations applied (`up`).
@@ -33,6 +44,18 @@ impl Direction {
 }
 
 /// How one tenant's part of a run ended.
+///
+/// ```
+/// use tenancy_migrate::{Outcome, TenantReport};
+///
+/// fn symbol(report: &TenantReport) -> char {
+///     match report.outcome {
+///         Outcome::Succeeded => '✓',
+///         Outcome::Failed => '✗',
+///         Outcome::Skipped => '-',
+///     }
+/// }
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Outcome {
     /// The tenant's transaction committed (possibly with nothing to do).
@@ -46,6 +69,15 @@ pub enum Outcome {
 /// One tenant's part of a run.
 ///
 /// `error` is `Some` exactly when `outcome` is [`Outcome::Failed`].
+///
+/// ```
+/// fn log(report: &tenancy_migrate::TenantReport) {
+///     match &report.error {
+///         Some(error) => eprintln!("{} ({}): {error}", report.tenant, report.schema),
+///         None => println!("{} in {:.2?}: {:?}", report.tenant, report.duration, report.applied),
+///     }
+/// }
+/// ```
 #[derive(Debug)]
 #[non_exhaustive]
 pub struct TenantReport {
@@ -117,6 +149,12 @@ impl TenantReport {
     }
 
     /// Whether the tenant's transaction committed.
+    ///
+    /// ```
+    /// fn check(report: &tenancy_migrate::TenantReport) {
+    ///     assert_eq!(report.is_success(), report.error.is_none() && report.outcome == tenancy_migrate::Outcome::Succeeded);
+    /// }
+    /// ```
     #[must_use]
     pub fn is_success(&self) -> bool {
         self.outcome == Outcome::Succeeded
@@ -150,6 +188,16 @@ impl fmt::Display for TenantReport {
 ///
 /// The [`Display`](fmt::Display) output is a one-line summary, e.g.
 /// `migrated 6 tenants: 5 succeeded, 1 failed, 0 skipped; 10 migrations applied in 1.20s`.
+///
+/// ```
+/// fn exit_code(report: &tenancy_migrate::FleetReport) -> i32 {
+///     println!("{report}"); // the one-line summary
+///     for tenant in report.failed() {
+///         eprintln!("{tenant}");
+///     }
+///     if report.is_success() { 0 } else { 1 }
+/// }
+/// ```
 #[derive(Debug)]
 #[non_exhaustive]
 pub struct FleetReport {
@@ -175,33 +223,71 @@ impl FleetReport {
     }
 
     /// The tenants whose transaction committed.
+    ///
+    /// ```
+    /// fn done(report: &tenancy_migrate::FleetReport) -> Vec<&str> {
+    ///     report.succeeded().map(|t| t.tenant.as_str()).collect()
+    /// }
+    /// ```
     pub fn succeeded(&self) -> impl Iterator<Item = &TenantReport> {
         self.with_outcome(Outcome::Succeeded)
     }
 
     /// The tenants whose transaction was rolled back, each with its error.
+    ///
+    /// ```
+    /// fn print_failures(report: &tenancy_migrate::FleetReport) {
+    ///     for tenant in report.failed() {
+    ///         eprintln!("{}: {}", tenant.tenant, tenant.error.as_ref().expect("failed tenants have an error"));
+    ///     }
+    /// }
+    /// ```
     pub fn failed(&self) -> impl Iterator<Item = &TenantReport> {
         self.with_outcome(Outcome::Failed)
     }
 
     /// The tenants never started because the run stopped on a failure.
+    ///
+    /// ```
+    /// fn to_retry(report: &tenancy_migrate::FleetReport) -> usize {
+    ///     report.failed().count() + report.skipped().count()
+    /// }
+    /// ```
     pub fn skipped(&self) -> impl Iterator<Item = &TenantReport> {
         self.with_outcome(Outcome::Skipped)
     }
 
     /// Whether every tenant succeeded (also true for an empty fleet).
+    ///
+    /// ```
+    /// fn exit_code(report: &tenancy_migrate::FleetReport) -> i32 {
+    ///     if report.is_success() { 0 } else { 1 }
+    /// }
+    /// ```
     #[must_use]
     pub fn is_success(&self) -> bool {
         self.tenants.iter().all(TenantReport::is_success)
     }
 
     /// Migrations applied (or reverted) across all tenants.
+    ///
+    /// ```
+    /// fn summary(report: &tenancy_migrate::FleetReport) -> String {
+    ///     format!("{} migrations over {} tenants", report.applied_total(), report.tenants.len())
+    /// }
+    /// ```
     #[must_use]
     pub fn applied_total(&self) -> usize {
         self.tenants.iter().map(|t| t.applied.len()).sum()
     }
 
     /// The report of one tenant.
+    ///
+    /// ```
+    /// fn applied_for(report: &tenancy_migrate::FleetReport, id: &tenancy_core::TenantId) -> usize {
+    ///     report.tenant(id).map_or(0, |t| t.applied.len())
+    /// }
+    /// ```
     #[must_use]
     pub fn tenant(&self, id: &TenantId) -> Option<&TenantReport> {
         self.tenants

@@ -20,6 +20,12 @@ use fleet::read_fleet_status;
 const STATUS_ATTEMPTS: usize = 3;
 
 /// One tenant's migrations, from [`TenantFleet::tenant_status`].
+///
+/// ```
+/// fn describe(status: &tenancy_migrate::MigrationStatusReport) -> String {
+///     format!("{} ({}): {} applied, {} pending", status.tenant, status.schema, status.applied.len(), status.pending.len())
+/// }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct MigrationStatusReport {
@@ -37,6 +43,12 @@ pub struct MigrationStatusReport {
 
 impl MigrationStatusReport {
     /// Whether nothing is pending.
+    ///
+    /// ```
+    /// fn needs_migration(status: &tenancy_migrate::MigrationStatusReport) -> bool {
+    ///     !status.is_up_to_date()
+    /// }
+    /// ```
     #[must_use]
     pub fn is_up_to_date(&self) -> bool {
         self.pending.is_empty()
@@ -44,6 +56,18 @@ impl MigrationStatusReport {
 }
 
 /// Where a tenant's schema stands, in [`TenantMigrationStatus::state`].
+///
+/// ```
+/// use tenancy_migrate::{SchemaState, TenantMigrationStatus};
+///
+/// fn label(status: &TenantMigrationStatus) -> &'static str {
+///     match status.state {
+///         SchemaState::Migrated => "migrated",
+///         SchemaState::NoMigrationsTable => "never migrated",
+///         SchemaState::MissingSchema => "schema missing",
+///     }
+/// }
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum SchemaState {
     /// The schema and its migrations table exist.
@@ -56,6 +80,12 @@ pub enum SchemaState {
 }
 
 /// One tenant's line of a [`FleetStatus`].
+///
+/// ```
+/// fn line(status: &tenancy_migrate::TenantMigrationStatus) -> String {
+///     format!("{} [{}] pending: {:?}", status.tenant, status.status, status.pending)
+/// }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct TenantMigrationStatus {
@@ -79,12 +109,24 @@ pub struct TenantMigrationStatus {
 
 impl TenantMigrationStatus {
     /// Whether the schema exists and nothing is pending.
+    ///
+    /// ```
+    /// fn up_to_date(fleet: &tenancy_migrate::FleetStatus) -> usize {
+    ///     fleet.tenants.iter().filter(|t| t.is_up_to_date()).count()
+    /// }
+    /// ```
     #[must_use]
     pub fn is_up_to_date(&self) -> bool {
         self.state != SchemaState::MissingSchema && self.pending.is_empty()
     }
 
     /// Whether the schema exists and something is pending.
+    ///
+    /// ```
+    /// fn behind(fleet: &tenancy_migrate::FleetStatus) -> Vec<&str> {
+    ///     fleet.tenants.iter().filter(|t| t.is_behind()).map(|t| t.tenant.as_str()).collect()
+    /// }
+    /// ```
     #[must_use]
     pub fn is_behind(&self) -> bool {
         self.state != SchemaState::MissingSchema && !self.pending.is_empty()
@@ -93,6 +135,13 @@ impl TenantMigrationStatus {
 
 /// Counts over a [`FleetStatus`]. `up_to_date + behind + missing_schema ==
 /// tenants`.
+///
+/// ```
+/// fn summary(status: &tenancy_migrate::FleetStatus) -> String {
+///     let totals = &status.totals;
+///     format!("{}/{} up to date, {} pending migrations", totals.up_to_date, totals.tenants, totals.pending_migrations)
+/// }
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub struct FleetTotals {
@@ -116,6 +165,15 @@ pub struct FleetTotals {
 /// Every tenant's migrations, from [`TenantFleet::fleet_status`].
 ///
 /// The [`Display`](fmt::Display) output is a one-line summary.
+///
+/// ```
+/// fn report(status: &tenancy_migrate::FleetStatus) {
+///     println!("{status}"); // the one-line summary
+///     for tenant in status.tenants.iter().filter(|t| !t.is_up_to_date()) {
+///         println!("{}: {:?} pending", tenant.tenant, tenant.pending);
+///     }
+/// }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct FleetStatus {
@@ -129,12 +187,24 @@ pub struct FleetStatus {
 
 impl FleetStatus {
     /// Whether every tenant's schema exists and nothing is pending.
+    ///
+    /// ```
+    /// fn gate(status: &tenancy_migrate::FleetStatus) -> Result<(), String> {
+    ///     if status.is_up_to_date() { Ok(()) } else { Err(status.to_string()) }
+    /// }
+    /// ```
     #[must_use]
     pub fn is_up_to_date(&self) -> bool {
         self.totals.up_to_date == self.totals.tenants
     }
 
     /// The line of one tenant.
+    ///
+    /// ```
+    /// fn pending_for(status: &tenancy_migrate::FleetStatus, id: &tenancy_core::TenantId) -> usize {
+    ///     status.tenant(id).map_or(0, |t| t.pending.len())
+    /// }
+    /// ```
     #[must_use]
     pub fn tenant(&self, id: &TenantId) -> Option<&TenantMigrationStatus> {
         self.tenants
@@ -170,6 +240,28 @@ impl<M: MigratorTrait> TenantFleet<M> {
     /// sea-orm-migration's read-only calls (no DDL: a missing migrations table
     /// means everything is pending) in a read-only transaction whose search
     /// path is the tenant's schema alone.
+    ///
+    /// ```
+    /// use tenancy_migrate::{NewTenant, TenantFleet};
+    /// # use sea_orm_migration::{MigrationTrait, MigratorTrait};
+    /// # struct TenantMigrator;
+    /// # impl MigratorTrait for TenantMigrator {
+    /// #     fn migrations() -> Vec<Box<dyn MigrationTrait>> { Vec::new() }
+    /// # }
+    ///
+    /// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let test_db = tenancy_testing::TestDatabase::create().await?;
+    /// # let conn = test_db.connect().await?;
+    /// # let fleet = TenantFleet::<TenantMigrator>::new(conn.clone());
+    /// # fleet.install().await?;
+    /// # fleet.create(&"acme".parse()?, NewTenant::new()).await?;
+    /// let status = fleet.tenant_status(&"acme".parse()?).await?;
+    /// assert!(status.is_up_to_date());
+    /// assert_eq!(status.schema.as_str(), "tenant_acme");
+    /// # conn.close().await?;
+    /// # test_db.close().await?;
+    /// # Ok(()) }
+    /// ```
     ///
     /// # Errors
     /// [`Error::UnknownTenant`], [`Error::SchemaMissing`]; [`Error::Tenant`]
@@ -224,6 +316,29 @@ impl<M: MigratorTrait> TenantFleet<M> {
     /// migrations table or schema is missing are reported as such, never an
     /// error. Reads only and takes no tenant lock, so a tenant migrating
     /// meanwhile shows either its old or its new state.
+    ///
+    /// ```
+    /// use tenancy_migrate::{NewTenant, TenantFleet};
+    /// # use sea_orm_migration::{MigrationTrait, MigratorTrait};
+    /// # struct TenantMigrator;
+    /// # impl MigratorTrait for TenantMigrator {
+    /// #     fn migrations() -> Vec<Box<dyn MigrationTrait>> { Vec::new() }
+    /// # }
+    ///
+    /// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let test_db = tenancy_testing::TestDatabase::create().await?;
+    /// # let conn = test_db.connect().await?;
+    /// # let fleet = TenantFleet::<TenantMigrator>::new(conn.clone());
+    /// # fleet.install().await?;
+    /// # fleet.create(&"acme".parse()?, NewTenant::new()).await?;
+    /// let status = fleet.fleet_status().await?;
+    /// assert!(status.is_up_to_date(), "{status}");
+    /// assert_eq!(status.totals.tenants, 1);
+    /// assert!(status.tenant(&"acme".parse()?).is_some_and(|t| t.is_up_to_date()));
+    /// # conn.close().await?;
+    /// # test_db.close().await?;
+    /// # Ok(()) }
+    /// ```
     ///
     /// # Errors
     /// [`Error::Database`] when the registry or a migrations table cannot be

@@ -79,6 +79,12 @@ impl TenantDb {
     /// (by default the tenant's schema, then `public`), the server's default
     /// transaction settings, and the registry at `public.tenants`.
     ///
+    /// ```
+    /// # async fn demo(conn: sea_orm::DatabaseConnection) -> Result<(), tenancy_sea_orm::Error> {
+    /// let db = tenancy_sea_orm::TenantDb::new(conn)?; // one pool, every tenant
+    /// # Ok(()) }
+    /// ```
+    ///
     /// # Errors
     /// [`Error::NotPostgres`] for any other kind of connection.
     pub fn new(conn: DatabaseConnection) -> Result<Self, Error> {
@@ -217,6 +223,29 @@ impl TenantDb {
 
     /// Opens a transaction scoped to `scope`, with this handle's options.
     ///
+    /// ```
+    /// use sea_orm::ConnectionTrait;
+    /// use tenancy_core::Tenant;
+    /// use tenancy_sea_orm::Error;
+    ///
+    /// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let test_db = tenancy_testing::TestDatabase::create().await?;
+    /// # let conn = test_db.connect().await?;
+    /// # conn.execute_unprepared("CREATE SCHEMA tenant_acme; CREATE TABLE tenant_acme.note (body text)").await?;
+    /// # let db = tenancy_sea_orm::TenantDb::new(conn.clone())?;
+    /// # let acme = tenancy_core::Tenant::from_id("acme".parse()?)?;
+    /// let txn = db.begin(&acme).await?;
+    /// txn.execute_unprepared("INSERT INTO note VALUES ('hello')").await?; // tenant_acme.note
+    /// txn.commit().await?;
+    ///
+    /// // No schema, no transaction: queries never fall through to `public`.
+    /// let ghost = Tenant::from_id("ghost".parse()?)?;
+    /// assert!(matches!(db.begin(&ghost).await, Err(Error::SchemaMissing { .. })));
+    /// # conn.close().await?;
+    /// # test_db.close().await?;
+    /// # Ok(()) }
+    /// ```
+    ///
     /// # Errors
     /// [`Error::Connection`] when the pool has no connection to give,
     /// [`Error::SchemaMissing`] when the tenant's schema does not exist, and
@@ -237,6 +266,25 @@ impl TenantDb {
 
     /// Opens a transaction scoped to `scope`, with explicit options instead of
     /// this handle's.
+    ///
+    /// ```
+    /// use sea_orm::{AccessMode, ConnectionTrait};
+    /// use tenancy_sea_orm::ScopeOptions;
+    ///
+    /// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let test_db = tenancy_testing::TestDatabase::create().await?;
+    /// # let conn = test_db.connect().await?;
+    /// # conn.execute_unprepared("CREATE SCHEMA tenant_acme; CREATE TABLE tenant_acme.note (body text)").await?;
+    /// # let db = tenancy_sea_orm::TenantDb::new(conn.clone())?;
+    /// # let acme = tenancy_core::Tenant::from_id("acme".parse()?)?;
+    /// let read_only = ScopeOptions::new().access_mode(AccessMode::ReadOnly);
+    /// let txn = db.begin_with(&acme, &read_only).await?;
+    /// assert!(txn.execute_unprepared("INSERT INTO note VALUES ('no')").await.is_err());
+    /// txn.rollback().await?;
+    /// # conn.close().await?;
+    /// # test_db.close().await?;
+    /// # Ok(()) }
+    /// ```
     ///
     /// # Errors
     /// As [`begin`](Self::begin).
@@ -278,6 +326,27 @@ impl TenantDb {
     ///
     /// `E` is the callback's error type; scoping errors convert into it
     /// (`DbErr` works, as does any error with `From<tenancy_sea_orm::Error>`).
+    ///
+    /// ```
+    /// use sea_orm::{ConnectionTrait, DbErr};
+    ///
+    /// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let test_db = tenancy_testing::TestDatabase::create().await?;
+    /// # let conn = test_db.connect().await?;
+    /// # conn.execute_unprepared("CREATE SCHEMA tenant_acme; CREATE TABLE tenant_acme.note (body text)").await?;
+    /// # let db = tenancy_sea_orm::TenantDb::new(conn.clone())?;
+    /// # let acme = tenancy_core::Tenant::from_id("acme".parse()?)?;
+    /// let result = db
+    ///     .transaction::<_, (), DbErr>(&acme, |txn| Box::pin(async move {
+    ///         txn.execute_unprepared("INSERT INTO note VALUES ('undone')").await?;
+    ///         Err(DbErr::Custom("changed my mind".into())) // rolls the insert back
+    ///     }))
+    ///     .await;
+    /// assert!(result.is_err());
+    /// # conn.close().await?;
+    /// # test_db.close().await?;
+    /// # Ok(()) }
+    /// ```
     ///
     /// # Errors
     /// The callback's error, or the scoping or commit error converted into `E`.
@@ -334,6 +403,27 @@ impl TenantDb {
     /// Looks `id` up in the registry (cached) and returns the tenant, only if
     /// it is active.
     ///
+    /// ```
+    /// use tenancy_core::TenantScope;
+    /// # use sea_orm::ConnectionTrait;
+    ///
+    /// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let test_db = tenancy_testing::TestDatabase::create().await?;
+    /// # let conn = test_db.connect().await?;
+    /// # conn.execute_unprepared("CREATE SCHEMA tenant_acme; CREATE TABLE tenant_acme.note (body text)").await?;
+    /// # let db = tenancy_sea_orm::TenantDb::new(conn.clone())?;
+    /// # let acme = tenancy_core::Tenant::from_id("acme".parse()?)?;
+    /// # conn.execute_unprepared(
+    /// #     "CREATE TABLE tenants (tenant_id text PRIMARY KEY, schema_name text NOT NULL UNIQUE, status text NOT NULL);
+    /// #      INSERT INTO tenants VALUES ('acme', 'tenant_acme', 'active')",
+    /// # ).await?;
+    /// let acme = db.resolve(&"acme".parse()?).await?;
+    /// assert_eq!(acme.schema().as_str(), "tenant_acme");
+    /// # conn.close().await?;
+    /// # test_db.close().await?;
+    /// # Ok(()) }
+    /// ```
+    ///
     /// # Errors
     /// [`Error::UnknownTenant`], [`Error::Inaccessible`] (suspended,
     /// provisioning, deleted) or [`Error::Registry`].
@@ -343,6 +433,27 @@ impl TenantDb {
 
     /// Opens a transaction for a registered, active tenant, by id.
     ///
+    /// ```
+    /// use sea_orm::ConnectionTrait;
+    ///
+    /// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let test_db = tenancy_testing::TestDatabase::create().await?;
+    /// # let conn = test_db.connect().await?;
+    /// # conn.execute_unprepared("CREATE SCHEMA tenant_acme; CREATE TABLE tenant_acme.note (body text)").await?;
+    /// # let db = tenancy_sea_orm::TenantDb::new(conn.clone())?;
+    /// # let acme = tenancy_core::Tenant::from_id("acme".parse()?)?;
+    /// # conn.execute_unprepared(
+    /// #     "CREATE TABLE tenants (tenant_id text PRIMARY KEY, schema_name text NOT NULL UNIQUE, status text NOT NULL);
+    /// #      INSERT INTO tenants VALUES ('acme', 'tenant_acme', 'active')",
+    /// # ).await?;
+    /// let txn = db.begin_registered(&"acme".parse()?).await?;
+    /// txn.execute_unprepared("INSERT INTO note VALUES ('hello')").await?;
+    /// txn.commit().await?;
+    /// # conn.close().await?;
+    /// # test_db.close().await?;
+    /// # Ok(()) }
+    /// ```
+    ///
     /// # Errors
     /// As [`resolve`](Self::resolve), then as [`begin`](Self::begin).
     pub async fn begin_registered(&self, id: &TenantId) -> Result<TenantTransaction, Error> {
@@ -351,6 +462,29 @@ impl TenantDb {
     }
 
     /// [`transaction`](Self::transaction) for a registered, active tenant, by id.
+    ///
+    /// ```
+    /// use sea_orm::{ConnectionTrait, DbErr};
+    ///
+    /// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let test_db = tenancy_testing::TestDatabase::create().await?;
+    /// # let conn = test_db.connect().await?;
+    /// # conn.execute_unprepared("CREATE SCHEMA tenant_acme; CREATE TABLE tenant_acme.note (body text)").await?;
+    /// # let db = tenancy_sea_orm::TenantDb::new(conn.clone())?;
+    /// # let acme = tenancy_core::Tenant::from_id("acme".parse()?)?;
+    /// # conn.execute_unprepared(
+    /// #     "CREATE TABLE tenants (tenant_id text PRIMARY KEY, schema_name text NOT NULL UNIQUE, status text NOT NULL);
+    /// #      INSERT INTO tenants VALUES ('acme', 'tenant_acme', 'active')",
+    /// # ).await?;
+    /// db.transaction_registered::<_, _, DbErr>(&"acme".parse()?, |txn| Box::pin(async move {
+    ///     txn.execute_unprepared("INSERT INTO note VALUES ('hello')").await?;
+    ///     Ok(())
+    /// }))
+    /// .await?;
+    /// # conn.close().await?;
+    /// # test_db.close().await?;
+    /// # Ok(()) }
+    /// ```
     ///
     /// # Errors
     /// As [`resolve`](Self::resolve), then as [`transaction`](Self::transaction).

@@ -40,6 +40,31 @@ use crate::error::ScopeLabel;
 ///
 /// [`begin`](TransactionTrait::begin) on it opens a savepoint that keeps the
 /// tenant's scope; rolling the savepoint back keeps it too.
+///
+/// ```
+/// use sea_orm::{ConnectionTrait, DbBackend, Statement, TransactionTrait};
+///
+/// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let test_db = tenancy_testing::TestDatabase::create().await?;
+/// # let conn = test_db.connect().await?;
+/// # conn.execute_unprepared("CREATE SCHEMA tenant_acme; CREATE TABLE tenant_acme.note (body text)").await?;
+/// # let db = tenancy_sea_orm::TenantDb::new(conn.clone())?;
+/// # let acme = tenancy_core::Tenant::from_id("acme".parse()?)?;
+/// let txn = db.begin(&acme).await?;
+/// txn.execute_unprepared("INSERT INTO note VALUES ('kept')").await?;
+///
+/// let savepoint = txn.begin().await?; // SAVEPOINT, still scoped to tenant_acme
+/// savepoint.execute_unprepared("INSERT INTO note VALUES ('undone')").await?;
+/// savepoint.rollback().await?;
+/// txn.commit().await?;
+///
+/// let count = Statement::from_string(DbBackend::Postgres, "SELECT count(*) AS n FROM tenant_acme.note");
+/// let row = conn.query_one_raw(count).await?.expect("one row");
+/// assert_eq!(row.try_get::<i64>("", "n")?, 1);
+/// # conn.close().await?;
+/// # test_db.close().await?;
+/// # Ok(()) }
+/// ```
 pub struct TenantTransaction {
     conn: Arc<Mutex<ScopedConnection>>,
     /// This handle's nesting level: 1 for the transaction, 2+ for savepoints.
@@ -75,6 +100,23 @@ impl TenantTransaction {
 
     /// Commits the transaction (or releases the savepoint, when nested).
     ///
+    /// ```
+    /// use sea_orm::ConnectionTrait;
+    ///
+    /// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let test_db = tenancy_testing::TestDatabase::create().await?;
+    /// # let conn = test_db.connect().await?;
+    /// # conn.execute_unprepared("CREATE SCHEMA tenant_acme; CREATE TABLE tenant_acme.note (body text)").await?;
+    /// # let db = tenancy_sea_orm::TenantDb::new(conn.clone())?;
+    /// # let acme = tenancy_core::Tenant::from_id("acme".parse()?)?;
+    /// let txn = db.begin(&acme).await?;
+    /// txn.execute_unprepared("INSERT INTO note VALUES ('hello')").await?;
+    /// txn.commit().await?; // visible to everyone from here on
+    /// # conn.close().await?;
+    /// # test_db.close().await?;
+    /// # Ok(()) }
+    /// ```
+    ///
     /// # Errors
     /// The server's error, as [`DbErr`]; the transaction is then rolled back
     /// and the connection discarded rather than returned to the pool.
@@ -83,6 +125,27 @@ impl TenantTransaction {
     }
 
     /// Rolls the transaction back (or back to the savepoint, when nested).
+    ///
+    /// ```
+    /// use sea_orm::{ConnectionTrait, DbBackend, Statement};
+    ///
+    /// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let test_db = tenancy_testing::TestDatabase::create().await?;
+    /// # let conn = test_db.connect().await?;
+    /// # conn.execute_unprepared("CREATE SCHEMA tenant_acme; CREATE TABLE tenant_acme.note (body text)").await?;
+    /// # let db = tenancy_sea_orm::TenantDb::new(conn.clone())?;
+    /// # let acme = tenancy_core::Tenant::from_id("acme".parse()?)?;
+    /// let txn = db.begin(&acme).await?;
+    /// txn.execute_unprepared("INSERT INTO note VALUES ('draft')").await?;
+    /// txn.rollback().await?;
+    ///
+    /// let count = Statement::from_string(DbBackend::Postgres, "SELECT count(*) AS n FROM tenant_acme.note");
+    /// let row = conn.query_one_raw(count).await?.expect("one row");
+    /// assert_eq!(row.try_get::<i64>("", "n")?, 0);
+    /// # conn.close().await?;
+    /// # test_db.close().await?;
+    /// # Ok(()) }
+    /// ```
     ///
     /// # Errors
     /// The server's error, as [`DbErr`]; the connection is then discarded.
