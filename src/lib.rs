@@ -12,7 +12,7 @@
 //!   search paths and tenant resolution from a request. No I/O.
 //! - `sea_orm` (feature `sea-orm`, on by default): tenant-scoped SeaORM
 //!   transactions.
-//! - `migrate` (feature `migrate`): the tenant registry, tenant lifecycle and
+//! - `migrate` (feature `migrate`, on by default): the tenant registry, tenant lifecycle and
 //!   migrations applied to every tenant schema.
 //!
 //! The most used core types are re-exported at the top level:
