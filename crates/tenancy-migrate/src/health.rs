@@ -28,6 +28,7 @@ use crate::{Error, TenantFleet};
 /// }
 /// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 #[non_exhaustive]
 pub struct HealthReport {
     /// Tenants registered: how many the report covers.

@@ -99,8 +99,13 @@ mod migrate;
 mod pg;
 mod registry;
 mod report;
+#[cfg(feature = "serde")]
+mod serde_support;
 mod status;
 mod tenant_txn;
+
+#[cfg(feature = "cli")]
+pub mod cli;
 
 pub use error::Error;
 pub use events::{EventHandler, MigrationEvent, Progress};

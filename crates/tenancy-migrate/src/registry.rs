@@ -56,6 +56,7 @@ pub(crate) const RECORD_COLUMNS: &str = "tenant_id, schema_name, display_name, d
 /// }
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 #[non_exhaustive]
 pub struct TenantRecord {
     /// The tenant's id.
@@ -67,6 +68,10 @@ pub struct TenantRecord {
     /// Its domain or subdomain, if any.
     pub domain: Option<String>,
     /// Its lifecycle status.
+    #[cfg_attr(
+        feature = "serde",
+        serde(serialize_with = "crate::serde_support::display")
+    )]
     pub status: TenantStatus,
 }
 

@@ -20,6 +20,8 @@ use crate::Error;
 /// }
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
 pub enum Direction {
     /// Pending migrations applied (`up`).
     Up,
@@ -57,6 +59,8 @@ impl Direction {
 /// }
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
 pub enum Outcome {
     /// The tenant's transaction committed (possibly with nothing to do).
     Succeeded,
@@ -79,6 +83,7 @@ pub enum Outcome {
 /// }
 /// ```
 #[derive(Debug)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 #[non_exhaustive]
 pub struct TenantReport {
     /// The tenant.
@@ -95,7 +100,11 @@ pub struct TenantReport {
     pub applied: Vec<String>,
     /// Time spent on the tenant, waiting for its lock included.
     pub duration: Duration,
-    /// Why the tenant failed.
+    /// Why the tenant failed (serialized as its message).
+    #[cfg_attr(
+        feature = "serde",
+        serde(serialize_with = "crate::serde_support::display_opt")
+    )]
     pub error: Option<Error>,
 }
 
@@ -199,6 +208,7 @@ impl fmt::Display for TenantReport {
 /// }
 /// ```
 #[derive(Debug)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 #[non_exhaustive]
 pub struct FleetReport {
     /// Which way the run went.

@@ -27,6 +27,7 @@ const STATUS_ATTEMPTS: usize = 3;
 /// }
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 #[non_exhaustive]
 pub struct MigrationStatusReport {
     /// The tenant.
@@ -69,6 +70,8 @@ impl MigrationStatusReport {
 /// }
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
 pub enum SchemaState {
     /// The schema and its migrations table exist.
     Migrated,
@@ -87,6 +90,7 @@ pub enum SchemaState {
 /// }
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 #[non_exhaustive]
 pub struct TenantMigrationStatus {
     /// The tenant.
@@ -94,6 +98,10 @@ pub struct TenantMigrationStatus {
     /// Its schema.
     pub schema: SchemaName,
     /// Its registry status.
+    #[cfg_attr(
+        feature = "serde",
+        serde(serialize_with = "crate::serde_support::display")
+    )]
     pub status: TenantStatus,
     /// Whether its schema and migrations table exist.
     pub state: SchemaState,
@@ -143,6 +151,7 @@ impl TenantMigrationStatus {
 /// }
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 #[non_exhaustive]
 pub struct FleetTotals {
     /// Tenants covered.
@@ -175,6 +184,7 @@ pub struct FleetTotals {
 /// }
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 #[non_exhaustive]
 pub struct FleetStatus {
     /// The migrator's migrations, in order.

@@ -1,0 +1,172 @@
+//! The admin CLI in-process, against a real database: output, JSON and exit codes.
+#![cfg(feature = "cli")]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support_migrate;
+
+use sea_orm::ConnectionTrait;
+use serde_json::Value;
+use support_migrate::{Migrator, SharedMigrator, TestResult};
+use tenancy_migrate::cli::{Exit, run_cli_with};
+use tenancy_testing::TestDatabase;
+
+/// Runs the CLI on `url` with `args`: its exit, stdout and stderr.
+async fn cli(url: &str, args: &[&str]) -> (Exit, String, String) {
+    let prefix = ["admin", "--database-url", url];
+    let argv = prefix.iter().chain(args).copied();
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let exit = run_cli_with::<Migrator, SharedMigrator, _, _>(argv, &mut out, &mut err).await;
+    (
+        exit,
+        String::from_utf8(out).unwrap(),
+        String::from_utf8(err).unwrap(),
+    )
+}
+
+async fn ok(url: &str, args: &[&str]) -> String {
+    let (exit, out, err) = cli(url, args).await;
+    assert_eq!(exit, Exit::Success, "{args:?}: {err}");
+    out
+}
+
+async fn json(url: &str, args: &[&str]) -> Value {
+    serde_json::from_str(&ok(url, args).await).unwrap()
+}
+
+fn ids(list: &Value) -> Vec<&str> {
+    list.as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["id"].as_str().unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn lifecycle_migrations_and_health_through_the_cli() -> TestResult {
+    let db = TestDatabase::create().await?;
+    let url = db.url().to_owned();
+    ok(&url, &["install"]).await;
+    let created = ok(
+        &url,
+        &[
+            "create",
+            "acme",
+            "--name",
+            "Acme",
+            "--domain",
+            "Acme.Example.com",
+        ],
+    )
+    .await;
+    assert!(created.contains("tenant_acme"), "{created}");
+
+    let list = json(&url, &["list", "--json"]).await;
+    assert_eq!(ids(&list), ["acme"]);
+    assert_eq!(list[0]["status"], "active");
+    assert_eq!(list[0]["domain"], "acme.example.com");
+
+    ok(&url, &["suspend", "acme"]).await;
+    assert_eq!(
+        ids(&json(&url, &["list", "--status", "suspended", "--json"]).await),
+        ["acme"]
+    );
+    let table = ok(&url, &["list"]).await;
+    assert!(
+        table.starts_with("ID") && table.contains("suspended"),
+        "{table}"
+    );
+    ok(&url, &["resume", "acme"]).await;
+    ok(&url, &["rename", "acme", "Acme Corp"]).await;
+    assert_eq!(
+        json(&url, &["list", "--json"]).await[0]["display_name"],
+        "Acme Corp"
+    );
+
+    // A hard drop without --yes is a usage error and touches nothing.
+    let (exit, _, err) = cli(&url, &["drop", "acme"]).await;
+    assert_eq!(exit, Exit::Usage);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("acme") && err.contains("--yes"), "{err}");
+    assert_eq!(ids(&json(&url, &["list", "--json"]).await), ["acme"]);
+
+    ok(&url, &["create", "globex"]).await;
+    ok(&url, &["--concurrency", "2", "migrate"]).await;
+    ok(&url, &["migrate", "--tenant", "globex"]).await;
+    let status = json(&url, &["status", "--json"]).await;
+    assert_eq!(status["totals"]["tenants"], 2);
+    assert_eq!(status["totals"]["up_to_date"], 2);
+    let one = json(&url, &["status", "--tenant", "globex", "--json"]).await;
+    assert_eq!(one["pending"].as_array().unwrap().len(), 0);
+
+    ok(&url, &["rollback", "--tenant", "globex"]).await;
+    let one = json(&url, &["status", "--tenant", "globex", "--json"]).await;
+    assert_eq!(one["pending"].as_array().unwrap().len(), 1);
+    // Pending migrations make the fleet unhealthy until migrated again.
+    assert_eq!(cli(&url, &["health"]).await.0, Exit::Failure);
+    ok(&url, &["migrate"]).await;
+    ok(&url, &["health"]).await;
+    ok(&url, &["shared", "migrate"]).await;
+
+    // An orphan schema, made by hand, fails the health check.
+    let conn = db.connect().await?;
+    conn.execute_unprepared("CREATE SCHEMA tenant_orphan")
+        .await?;
+    let (exit, out, _) = cli(&url, &["health", "--json"]).await;
+    assert_eq!(exit, Exit::Failure);
+    let health: Value = serde_json::from_str(&out)?;
+    assert_eq!(health["orphan_schemas"][0], "tenant_orphan");
+    conn.close().await?;
+
+    ok(&url, &["drop", "acme", "--yes"]).await;
+    assert_eq!(ids(&json(&url, &["list", "--json"]).await), ["globex"]);
+    ok(&url, &["drop", "globex", "--soft"]).await;
+    assert_eq!(
+        json(&url, &["list", "--json"]).await[0]["status"],
+        "deleted"
+    );
+
+    db.close().await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn errors_are_one_line_naming_the_tenant() -> TestResult {
+    let db = TestDatabase::create().await?;
+    let url = db.url().to_owned();
+    ok(&url, &["install"]).await;
+    for args in [
+        &["suspend", "nope"][..],
+        &["migrate", "--tenant", "nope"],
+        &["drop", "nope", "--yes"],
+    ] {
+        let (exit, out, err) = cli(&url, args).await;
+        assert_eq!(exit, Exit::Failure, "{args:?}");
+        assert!(out.is_empty(), "{out}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(err.contains("tenant nope") && err.contains("list"), "{err}");
+    }
+    ok(&url, &["create", "acme"]).await;
+    let (exit, _, err) = cli(&url, &["create", "acme"]).await;
+    assert_eq!(exit, Exit::Failure);
+    assert!(err.contains("acme is already registered"), "{err}");
+    db.close().await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn usage_errors_exit_2_without_a_database() {
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let exit = run_cli_with::<Migrator, SharedMigrator, _, _>(
+        ["admin", "create", "Bad Id"],
+        &mut out,
+        &mut err,
+    )
+    .await;
+    assert_eq!(exit, Exit::Usage);
+    assert_eq!(String::from_utf8_lossy(&err).lines().count(), 1);
+    let mut help = Vec::new();
+    let exit =
+        run_cli_with::<Migrator, SharedMigrator, _, _>(["admin", "help"], &mut help, &mut err)
+            .await;
+    assert_eq!(exit, Exit::Success);
+}

@@ -1,0 +1,79 @@
+//! The `admin` example as a user runs it: a process, its exit codes and output.
+#![cfg(feature = "cli")]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+use sea_orm::ConnectionTrait;
+use tenancy_testing::TestDatabase;
+
+/// The example binary. `cargo test` builds examples next to `deps/`, where
+/// this test runs from; when it was built alone (`--test admin_cli`), build it.
+fn admin() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().and_then(|deps| deps.parent()).unwrap();
+    let path = dir
+        .join("examples")
+        .join(format!("admin{}", std::env::consts::EXE_SUFFIX));
+    if !path.exists() {
+        let status = Command::new(env!("CARGO"))
+            .args([
+                "build",
+                "--quiet",
+                "--example",
+                "admin",
+                "--features",
+                "cli",
+            ])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+    path
+}
+
+fn run(url: &str, args: &[&str]) -> Output {
+    Command::new(admin())
+        .env("DATABASE_URL", url)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn code(output: &Output) -> i32 {
+    output.status.code().unwrap()
+}
+
+#[tokio::test]
+async fn the_admin_example_manages_tenants() -> Result<(), Box<dyn std::error::Error>> {
+    let help = Command::new(admin()).arg("--help").output()?;
+    assert_eq!(code(&help), 0);
+    assert!(String::from_utf8(help.stdout)?.contains("migrate"));
+
+    let db = TestDatabase::create().await?;
+    let url = db.url().to_owned();
+    assert_eq!(code(&run(&url, &["install"])), 0);
+    assert_eq!(code(&run(&url, &["create", "acme", "--name", "Acme"])), 0);
+
+    let refused = run(&url, &["drop", "acme"]);
+    assert_eq!(code(&refused), 2);
+    assert!(String::from_utf8(refused.stderr)?.contains("--yes"));
+
+    let list = run(&url, &["list", "--json"]);
+    let list: serde_json::Value = serde_json::from_slice(&list.stdout)?;
+    assert_eq!(list[0]["id"], "acme");
+
+    assert_eq!(code(&run(&url, &["migrate"])), 0);
+    assert_eq!(code(&run(&url, &["shared", "migrate"])), 0);
+    assert_eq!(code(&run(&url, &["health"])), 0);
+    let conn = db.connect().await?;
+    conn.execute_unprepared("CREATE SCHEMA tenant_orphan")
+        .await?;
+    conn.close().await?;
+    assert_eq!(code(&run(&url, &["health"])), 1);
+    assert_eq!(code(&run(&url, &["drop", "acme", "--yes"])), 0);
+
+    db.close().await?;
+    Ok(())
+}
