@@ -1,0 +1,149 @@
+//! `cargo run --example axum_app` as a user runs it: a process on `$PORT`,
+//! answering HTTP, stopped with Ctrl-C (SIGINT) for a graceful shutdown.
+#![cfg(unix)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::print_stdout,
+    clippy::print_stderr
+)]
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+/// The example binary. `cargo test` builds examples next to `deps/`, where
+/// this test runs from; when it was built alone (`--test axum_app_command`),
+/// build it.
+fn axum_app() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().and_then(|deps| deps.parent()).unwrap();
+    let path = dir
+        .join("examples")
+        .join(format!("axum_app{}", std::env::consts::EXE_SUFFIX));
+    if !path.exists() {
+        let status = Command::new(env!("CARGO"))
+            .args(["build", "--quiet", "--example", "axum_app"])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+    path
+}
+
+/// A port nobody listens on right now.
+fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+/// The running example; killed if the test fails before stopping it.
+struct Server(Option<Child>);
+
+impl Server {
+    fn child(&mut self) -> &mut Child {
+        self.0.as_mut().unwrap()
+    }
+
+    /// Sends SIGINT (Ctrl-C) and waits up to 15 s for the exit.
+    fn interrupt(mut self) -> ExitStatus {
+        let mut child = self.0.take().unwrap();
+        let status = Command::new("kill")
+            .args(["-INT", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill -INT failed: {status}");
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("axum_app did not exit within 15 s of SIGINT");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(child) = self.0.as_mut() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// One HTTP/1.1 request on its own connection; returns (status, body).
+fn request(port: u16, method: &str, body: Option<&str>) -> (u16, String) {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let mut req = format!(
+        "{method} /projects HTTP/1.1\r\n\
+         Host: acme.example.test\r\n\
+         X-Stub-Verified-Tenant: acme\r\n\
+         Connection: close\r\n"
+    );
+    match body {
+        Some(body) => req.push_str(&format!(
+            "Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )),
+        None => req.push_str("\r\n"),
+    }
+    stream.write_all(req.as_bytes()).unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let status = response
+        .split(' ')
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("not an HTTP response: {response:?}"));
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+#[test]
+fn the_axum_app_example_serves_and_shuts_down_on_ctrl_c() {
+    let port = free_port();
+    let mut server = Server(Some(
+        Command::new(axum_app())
+            .env("PORT", port.to_string())
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap(),
+    ));
+
+    // It first creates a throwaway database, then listens.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if let Some(status) = server.child().try_wait().unwrap() {
+            panic!("axum_app exited before listening: {status}");
+        }
+        assert!(
+            Instant::now() < deadline,
+            "axum_app did not listen on 127.0.0.1:{port} within 30 s"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    let (status, body) = request(port, "POST", Some(r#"{"name":"Rocket skates"}"#));
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = request(port, "GET", None);
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("Rocket skates"), "{body}");
+
+    let status = server.interrupt();
+    assert!(status.success(), "axum_app exited with {status}");
+}
