@@ -21,42 +21,10 @@ use tenancy::migrate::{NewTenant, TenantFleet};
 use tenancy::sea_orm::TenantDb;
 use tenancy_testing::TestDatabase;
 
-struct CreateProject;
-
-impl MigrationName for CreateProject {
-    fn name(&self) -> &str {
-        "m20260101_000001_create_project"
-    }
-}
-
-#[async_trait::async_trait]
-impl MigrationTrait for CreateProject {
-    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager
-            .create_table(
-                Table::create()
-                    .table("project")
-                    .col(
-                        ColumnDef::new("id")
-                            .integer()
-                            .not_null()
-                            .auto_increment()
-                            .primary_key(),
-                    )
-                    .col(ColumnDef::new("name").string().not_null())
-                    .to_owned(),
-            )
-            .await
-    }
-}
-
-struct TenantMigrator;
-
-impl MigratorTrait for TenantMigrator {
-    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(CreateProject)]
-    }
-}
+/// The examples' tenant migrations.
+#[path = "../examples/shared/tenant_migrations.rs"]
+mod tenant_migrations;
+use tenant_migrations::TenantMigrator;
 
 /// Runs a PostgreSQL client tool; fails clearly when it is missing or fails.
 fn run_tool(tool: &str, args: &[&str]) {
