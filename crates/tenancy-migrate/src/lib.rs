@@ -82,6 +82,12 @@
 //!   advisory lock: a failure (or a crash, or a lost connection) leaves the
 //!   tenant fully migrated or untouched, two runners started at once apply
 //!   each migration exactly once, and the next run resumes.
+//! - All of this holds whatever the database's or role's
+//!   `default_transaction_isolation`: every transaction that takes a lock and
+//!   then reads what the lock's previous holder committed (migrations,
+//!   [`install`](TenantFleet::install),
+//!   [`migrate_shared`](TenantFleet::migrate_shared), lifecycle calls,
+//!   rollbacks) runs at `READ COMMITTED`.
 //! - Tenant migrations never run against a shared schema: the tenant's
 //!   schema must exist (checked under the lock) before anything runs.
 //! - Migrations that cannot run inside a transaction (`CREATE INDEX

@@ -14,11 +14,11 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Instant;
 
-use sea_orm::{ConnectionTrait, TransactionTrait};
 use sea_orm_migration::MigratorTrait;
 use tenancy_core::TenantId;
 
 use crate::events::{EventHandler, MigrationEvent};
+use crate::pg::begin_read_committed;
 use crate::report::{Direction, FleetReport, TenantReport};
 use crate::tenant_txn::{apply_pending, create_ledger};
 use crate::{Error, TenantFleet};
@@ -385,14 +385,16 @@ impl<M: MigratorTrait> TenantFleet<M> {
             migration,
             source,
         };
-        let txn = self.conn.begin().await.map_err(|e| fail(None, e))?;
-        txn.execute_unprepared(&format!(
-            "SET LOCAL search_path TO {}; \
-             SELECT pg_advisory_xact_lock(({SHARED_LOCK}::bigint << 32) | {}::oid::bigint); {}",
-            schema.quoted(),
-            schema.regnamespace(),
-            create_ledger::<S>().map_err(|e| fail(None, e))?,
-        ))
+        let txn = begin_read_committed(
+            &self.conn,
+            Some(&format!(
+                "SET LOCAL search_path TO {}; \
+                 SELECT pg_advisory_xact_lock(({SHARED_LOCK}::bigint << 32) | {}::oid::bigint); {}",
+                schema.quoted(),
+                schema.regnamespace(),
+                create_ledger::<S>().map_err(|e| fail(None, e))?,
+            )),
+        )
         .await
         .map_err(|e| fail(None, e))?;
         let result = apply_pending::<S>(&txn).await;

@@ -1,11 +1,12 @@
 //! The registry table's write side: created and upgraded by the library's own
 //! migrations, listed as [`TenantRecord`]s.
 
-use sea_orm::{ConnectionTrait, DbBackend, QueryResult, Statement, TransactionTrait};
+use sea_orm::{ConnectionTrait, DbBackend, QueryResult, Statement};
 use sea_orm_migration::MigratorTrait;
 use tenancy_core::{SchemaName, TableName, TenantId, TenantStatus};
 use tenancy_sea_orm::RegistryConfig;
 
+use crate::pg::begin_read_committed;
 use crate::{Error, TenantFleet};
 
 /// Renders one registry migration's DDL for a registry location.
@@ -127,12 +128,16 @@ impl<M: MigratorTrait> TenantFleet<M> {
         };
         let registry = self.config.registry();
         let versions = TableName::new("tenancy_registry_migrations")?.qualified(registry.schema());
-        let txn = self.conn.begin().await.map_err(db_err)?;
-        txn.execute_unprepared(&format!(
-            "SELECT pg_advisory_xact_lock(({REGISTRY_LOCK}::bigint << 32) | {}::oid::bigint); \
-             CREATE TABLE IF NOT EXISTS {versions} (version text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())",
-            registry.schema().regnamespace(),
-        ))
+        // READ COMMITTED: the versions read below must see what a concurrent
+        // installer committed while this one waited for the lock.
+        let txn = begin_read_committed(
+            &self.conn,
+            Some(&format!(
+                "SELECT pg_advisory_xact_lock(({REGISTRY_LOCK}::bigint << 32) | {}::oid::bigint); \
+                 CREATE TABLE IF NOT EXISTS {versions} (version text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())",
+                registry.schema().regnamespace(),
+            )),
+        )
         .await
         .map_err(db_err)?;
         let applied: Vec<String> = txn

@@ -5,11 +5,12 @@ use std::collections::BTreeSet;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use sea_orm::{
-    ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, Statement,
-    TransactionTrait, Value,
+    ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, Statement, Value,
 };
 use sea_orm_migration::{MigratorTrait, SchemaManager};
 use tenancy_core::{SchemaName, SearchPath, SharedSchema, TableName};
+
+use crate::pg::begin_read_committed;
 
 /// High 32 bits of every advisory lock key this crate takes, so our locks
 /// never collide with an application's own (ASCII "tnnc").
@@ -50,31 +51,41 @@ fn lock_statement(schema: &SchemaName, shared: &[SharedSchema]) -> String {
 ///   with the tenant's schema missing, unqualified DDL would go to `public`;
 /// - makes sure `M`'s ledger exists, as [`apply_pending`] expects it.
 ///
+/// - reads at `READ COMMITTED` whatever the database's default, so the
+///   ledger read after the lock wait sees the previous holder's commit.
+///
 /// All in one message, one round trip after `BEGIN`.
 pub(crate) async fn begin_for_migration<M: MigratorTrait>(
     conn: &DatabaseConnection,
     schema: &SchemaName,
     shared: &[SharedSchema],
 ) -> Result<DatabaseTransaction, DbErr> {
-    let txn = conn.begin().await?;
-    prepare_for_migration::<M>(&txn, schema, shared).await?;
-    Ok(txn)
+    begin_read_committed(conn, Some(&preparation::<M>(schema, shared)?)).await
 }
 
 /// [`lock_schema`], and in the same message `M`'s ledger created if missing,
-/// as [`apply_pending`] expects it.
+/// as [`apply_pending`] expects it. `txn` must have been opened with
+/// [`begin_read_committed`] when other sessions may migrate the schema.
 pub(crate) async fn prepare_for_migration<M: MigratorTrait>(
     txn: &DatabaseTransaction,
     schema: &SchemaName,
     shared: &[SharedSchema],
 ) -> Result<(), DbErr> {
-    txn.execute_unprepared(&format!(
+    txn.execute_unprepared(&preparation::<M>(schema, shared)?)
+        .await
+        .map(drop)
+}
+
+/// The statements of [`prepare_for_migration`].
+fn preparation<M: MigratorTrait>(
+    schema: &SchemaName,
+    shared: &[SharedSchema],
+) -> Result<String, DbErr> {
+    Ok(format!(
         "{}; {}",
         lock_statement(schema, shared),
         create_ledger::<M>()?
     ))
-    .await
-    .map(drop)
 }
 
 /// A migration step that failed, and which migration it was when known.

@@ -1,6 +1,6 @@
 //! Creating a tenant, or adopting a schema made outside the library.
 
-use sea_orm::{ConnectionTrait, DatabaseTransaction, TransactionTrait};
+use sea_orm::{ConnectionTrait, DatabaseTransaction};
 use sea_orm_migration::MigratorTrait;
 use tenancy_core::{SchemaName, TenantId};
 use tracing::Instrument;
@@ -10,6 +10,7 @@ use super::sql::{
     statement, tenant_err,
 };
 use super::{NewTenant, normalize_domain};
+use crate::pg::begin_read_committed;
 use crate::registry::record_from_row;
 use crate::{Error, TenantFleet, TenantRecord, tenant_txn};
 
@@ -193,7 +194,11 @@ impl<M: MigratorTrait> TenantFleet<M> {
         self.refuse_shared(id, schema)?;
         // The field is public: normalise again whatever was put there.
         let domain = new.domain.map(normalize_domain);
-        let txn = self.conn.begin().await.map_err(tenant_err(id))?;
+        // READ COMMITTED: a concurrent registration of the same id or schema
+        // is waited for, then reported as the collision it is.
+        let txn = begin_read_committed(&self.conn, None)
+            .await
+            .map_err(tenant_err(id))?;
         // The row first: a unique violation is the cheapest and most precise
         // refusal, and it waits for a concurrent registration of the same id
         // or schema to finish instead of racing it to CREATE SCHEMA.

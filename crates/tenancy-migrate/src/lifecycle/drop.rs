@@ -1,12 +1,13 @@
 //! Removing a tenant: soft (status `deleted`) or hard (schema and row gone).
 
-use sea_orm::{ConnectionTrait, DatabaseTransaction, TransactionTrait};
+use sea_orm::{ConnectionTrait, DatabaseTransaction};
 use sea_orm_migration::MigratorTrait;
 use tenancy_core::{TenantId, TenantStatus};
 use tracing::Instrument;
 
 use super::sql::{RECORD_COLUMNS, finish, statement, tenant_err};
 use super::{DropConfirmation, DropMode, DropOutcome};
+use crate::pg::begin_read_committed;
 use crate::registry::record_from_row;
 use crate::{Error, TenantFleet, tenant_txn};
 
@@ -108,7 +109,11 @@ impl<M: MigratorTrait> TenantFleet<M> {
         if !confirmation.confirms(id) {
             return Err(Error::DropNotConfirmed { tenant: id.clone() });
         }
-        let txn = self.conn.begin().await.map_err(tenant_err(id))?;
+        // READ COMMITTED: the DELETE after the lock wait must see a concurrent
+        // drop's commit (and find no row) instead of failing to serialize.
+        let txn = begin_read_committed(&self.conn, None)
+            .await
+            .map_err(tenant_err(id))?;
         let result = self.hard_drop_in(&txn, id).await;
         let outcome = finish(txn, id, result).await?;
         match &outcome {

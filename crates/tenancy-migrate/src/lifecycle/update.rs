@@ -8,6 +8,7 @@ use tracing::Instrument;
 
 use super::normalize_domain;
 use super::sql::{RECORD_COLUMNS, statement, tenant_err};
+use crate::pg::begin_read_committed;
 use crate::registry::record_from_row;
 use crate::{Error, TenantFleet, TenantRecord};
 
@@ -266,14 +267,18 @@ impl<M: MigratorTrait> TenantFleet<M> {
     /// the row as it is now; `None` when `id` is not registered.
     ///
     /// The outer `Result` is the statement's, the inner one reading the row.
+    ///
+    /// Its own `READ COMMITTED` transaction: at `repeatable read` or
+    /// `serializable`, an `UPDATE` that waited for a concurrent change of the
+    /// row fails to serialize instead of applying on top of it.
     pub(super) async fn update_row(
         &self,
         id: &TenantId,
         set: &str,
         values: impl IntoIterator<Item = Value>,
     ) -> Result<Option<Result<TenantRecord, Error>>, sea_orm::DbErr> {
-        let row = self
-            .conn
+        let txn = begin_read_committed(&self.conn, None).await?;
+        let row = txn
             .query_one_raw(statement(
                 format!(
                     "UPDATE {} SET {set} WHERE tenant_id = $1 \
@@ -282,7 +287,17 @@ impl<M: MigratorTrait> TenantFleet<M> {
                 ),
                 std::iter::once(id.as_str().into()).chain(values),
             ))
-            .await?;
+            .await;
+        let row = match row {
+            Ok(row) => row,
+            Err(err) => {
+                if let Err(rollback) = txn.rollback().await {
+                    tracing::debug!(error = %rollback, "rollback after a failed registry update failed");
+                }
+                return Err(err);
+            }
+        };
+        txn.commit().await?;
         Ok(row.as_ref().map(record_from_row))
     }
 }
