@@ -21,8 +21,13 @@ pub(crate) async fn connect(server_url: &str) -> Result<DatabaseConnection, DbEr
     Database::connect(opts).await
 }
 
-pub(crate) async fn create_database(conn: &DatabaseConnection, name: &str) -> Result<(), DbErr> {
-    conn.execute_unprepared(&format!("CREATE DATABASE {}", quote_ident(name)))
+/// `options` follow the name verbatim (empty, or ` TEMPLATE … ICU_LOCALE …`).
+pub(crate) async fn create_database(
+    conn: &DatabaseConnection,
+    name: &str,
+    options: &str,
+) -> Result<(), DbErr> {
+    conn.execute_unprepared(&format!("CREATE DATABASE {}{options}", quote_ident(name)))
         .await
         .map(drop)
 }

@@ -42,11 +42,52 @@ impl TestDatabase {
     /// As for [`create`](Self::create), plus [`HarnessError::InvalidUrl`] if the chosen
     /// server URL cannot carry a database name.
     pub async fn create_with(config: HarnessConfig) -> Result<Self, HarnessError> {
+        Self::create_in(config, "").await
+    }
+
+    /// Like [`create`](Self::create), with the database's default collation
+    /// from the ICU locale `locale` (for example `en-US`), for tests whose
+    /// outcome depends on how the server sorts text: `ORDER BY` then differs
+    /// from byte order (`a_c < a-b < aa`).
+    ///
+    /// ```
+    /// use sea_orm::{ConnectionTrait, DbBackend, Statement};
+    ///
+    /// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let db = tenancy_testing::TestDatabase::create_with_icu_locale("en-US").await?;
+    /// let conn = db.connect().await?;
+    /// let row = conn
+    ///     .query_one_raw(Statement::from_string(
+    ///         DbBackend::Postgres,
+    ///         "SELECT 'a_c' < 'a-b' AS icu",
+    ///     ))
+    ///     .await?
+    ///     .ok_or("no row")?;
+    /// assert!(row.try_get::<bool>("", "icu")?);
+    /// conn.close().await?;
+    /// db.close().await?;
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As for [`create`](Self::create); [`HarnessError::CreateDatabase`] also
+    /// when the server lacks ICU support or does not know the locale.
+    pub async fn create_with_icu_locale(locale: &str) -> Result<Self, HarnessError> {
+        let options = format!(
+            " TEMPLATE template0 LOCALE_PROVIDER icu ICU_LOCALE '{}'",
+            locale.replace('\'', "''")
+        );
+        Self::create_in(HarnessConfig::from_env(), &options).await
+    }
+
+    /// Creates the database with `options` appended to `CREATE DATABASE`.
+    async fn create_in(config: HarnessConfig, options: &str) -> Result<Self, HarnessError> {
         let server = resolve(&config).await?;
         sweep::sweep_once(&server.conn, &server.url).await;
         let name = new_database_name();
         let created = match url_with_database(&server.url, &name) {
-            Ok(url) => admin::create_database(&server.conn, &name)
+            Ok(url) => admin::create_database(&server.conn, &name, options)
                 .await
                 .map(|()| url)
                 .map_err(|source| HarnessError::CreateDatabase {
