@@ -212,4 +212,24 @@ pub enum Error {
         /// The panic message, when it was a string.
         message: String,
     },
+
+    /// Two migrations of one migrator have the same name, so the ledger
+    /// cannot tell them apart; nothing was run. Numbers count from 1 in the
+    /// migrator's `migrations()` list.
+    #[error(
+        "the migrator {migrator} lists two migrations named {name} (numbers {first} and {second} \
+         of its migrations()); nothing was run. #[derive(DeriveMigrationName)] names a migration \
+         after its file, so two in one file share a name: move one to its own file or implement \
+         MigrationName for it by hand"
+    )]
+    DuplicateMigrationName {
+        /// The migrator's type.
+        migrator: String,
+        /// The shared name.
+        name: String,
+        /// The first migration with it.
+        first: usize,
+        /// The second migration with it.
+        second: usize,
+    },
 }

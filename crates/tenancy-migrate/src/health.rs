@@ -8,6 +8,7 @@ use sea_orm::{ConnectionTrait, DatabaseTransaction, DbBackend, Statement, Transa
 use sea_orm_migration::MigratorTrait;
 use tenancy_core::{SchemaName, TenantId};
 
+use crate::migrator::migration_names;
 use crate::registry::StatusFilter;
 use crate::tenant_txn::{apply_pending, prepare_for_migration};
 use crate::{Error, TenantFleet};
@@ -40,6 +41,10 @@ pub struct HealthReport {
     pub orphan_schemas: Vec<String>,
     /// Tenants with migrations not applied yet, with their names.
     pub pending: Vec<(TenantId, Vec<String>)>,
+    /// Tenants with migrations applied that this binary's migrator does not
+    /// know (applied by a newer build, or renamed), with their names:
+    /// migrations refuse to run for them until the right build is deployed.
+    pub unknown: Vec<(TenantId, Vec<String>)>,
     /// Tenants at the latest migration whose tables or columns differ from a
     /// schema freshly migrated to it (a change made by hand, or a migration
     /// edited after it ran).
@@ -62,6 +67,7 @@ impl HealthReport {
         self.missing_schemas.is_empty()
             && self.orphan_schemas.is_empty()
             && self.pending.is_empty()
+            && self.unknown.is_empty()
             && self.drifted.is_empty()
     }
 }
@@ -93,6 +99,13 @@ impl fmt::Display for HealthReport {
         for (tenant, pending) in &self.pending {
             writeln!(f, "  pending: tenant {tenant}: {}", pending.join(", "))?;
         }
+        for (tenant, unknown) in &self.unknown {
+            writeln!(
+                f,
+                "  applied but unknown: tenant {tenant}: {} (deploy the build that has them)",
+                unknown.join(", ")
+            )?;
+        }
         for tenant in &self.drifted {
             writeln!(
                 f,
@@ -112,20 +125,36 @@ impl fmt::Display for HealthReport {
 
 /// One row per table column, normalised so that two schemas built by the
 /// same migrations compare equal whatever their OIDs or column order.
+///
+/// A column's type is named independently of the search path and of the
+/// schema being fingerprinted: `format_type` qualifies a type only when the
+/// search path does not find it, so its qualification (the type's schema,
+/// when the type is not visible) is stripped, and put back for types of
+/// other schemas than the table's and `pg_catalog`. A tenant's own enum is
+/// then `mood` in every tenant and in the reference schema, and a shared
+/// schema's `kit.currency` everywhere.
 const FINGERPRINT: &str = "\
     SELECT n.nspname::text AS schema, md5(string_agg(
-        c.relname || '.' || a.attname || ':' || format_type(a.atttypid, a.atttypmod)
+        c.relname || '.' || a.attname || ':'
+            || CASE WHEN tn.oid IN (n.oid, 'pg_catalog'::regnamespace) THEN ''
+                    ELSE quote_ident(tn.nspname) || '.' END
+            || CASE WHEN starts_with(format_type(a.atttypid, a.atttypmod), quote_ident(tn.nspname) || '.')
+                    THEN substr(format_type(a.atttypid, a.atttypmod), length(quote_ident(tn.nspname)) + 2)
+                    ELSE format_type(a.atttypid, a.atttypmod) END
             || CASE WHEN a.attnotnull THEN ' not null' ELSE '' END,
         ',' ORDER BY c.relname, a.attname)) AS fingerprint
     FROM pg_namespace n
     JOIN pg_class c ON c.relnamespace = n.oid AND c.relkind IN ('r', 'p')
     JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+    JOIN pg_type t ON t.oid = a.atttypid
+    JOIN pg_namespace tn ON tn.oid = t.typnamespace
     WHERE n.nspname = ANY($1)
     GROUP BY n.nspname";
 
 impl<M: MigratorTrait> TenantFleet<M> {
     /// Checks the fleet against the database: missing schemas, orphan
-    /// schemas, pending migrations, drift from the latest migration state and
+    /// schemas, pending migrations, migrations applied but unknown to `M`,
+    /// drift from the latest migration state and
     /// tables that shadow shared ones. A handful of catalog queries whatever
     /// the number of tenants, plus one scratch schema migrated inside a
     /// transaction that is rolled back.
@@ -153,12 +182,14 @@ impl<M: MigratorTrait> TenantFleet<M> {
     /// ```
     ///
     /// # Errors
-    /// [`Error::Database`] when the catalog or registry cannot be read.
+    /// [`Error::Database`] when the catalog or registry cannot be read;
+    /// [`Error::DuplicateMigrationName`] when two of `M`'s migrations share a name.
     pub async fn health(&self) -> Result<HealthReport, Error> {
         let db_err = |source| Error::Database {
             action: "checking the fleet's health",
             source,
         };
+        migration_names::<M>()?;
         let tenants = self.list(StatusFilter::All).await?;
         let schemas: Vec<String> = tenants.iter().map(|t| t.schema.to_string()).collect();
         let mut report = HealthReport {
@@ -195,11 +226,19 @@ impl<M: MigratorTrait> TenantFleet<M> {
         let fingerprints = fingerprints(&self.conn, &schemas).await.map_err(db_err)?;
         let reference = self.reference_fingerprint().await?;
         for tenant in &status.tenants {
+            if !tenant.unknown.is_empty() {
+                report
+                    .unknown
+                    .push((tenant.tenant.clone(), tenant.unknown.clone()));
+            }
             if tenant.is_behind() {
                 report
                     .pending
                     .push((tenant.tenant.clone(), tenant.pending.clone()));
             } else if tenant.is_up_to_date()
+                // Migrations this binary does not know changed the schema
+                // on purpose: reported above, not as drift.
+                && tenant.unknown.is_empty()
                 && fingerprints.get(tenant.schema.as_str()) != reference.as_ref()
             {
                 report.drifted.push(tenant.tenant.clone());

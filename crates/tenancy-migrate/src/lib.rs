@@ -65,7 +65,7 @@
 //! // Pending migrations of every tenant without a round trip per tenant.
 //! assert!(fleet.fleet_status().await?.is_up_to_date());
 //!
-//! // Missing or orphan schemas, pending migrations, drift, shadowed tables.
+//! // Missing or orphan schemas, pending or unknown migrations, drift, shadowed tables.
 //! let health = fleet.health().await?;
 //! assert!(health.is_healthy(), "{health}");
 //! # fleet.connection().clone().close().await?;
@@ -102,6 +102,7 @@ mod fleet;
 mod health;
 mod lifecycle;
 mod migrate;
+mod migrator;
 mod pg;
 mod registry;
 mod report;

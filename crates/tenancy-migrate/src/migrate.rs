@@ -18,6 +18,7 @@ use sea_orm_migration::MigratorTrait;
 use tenancy_core::TenantId;
 
 use crate::events::{EventHandler, MigrationEvent};
+use crate::migrator::migration_names;
 use crate::pg::begin_read_committed;
 use crate::report::{Direction, FleetReport, TenantReport};
 use crate::tenant_txn::{apply_pending, create_ledger};
@@ -34,13 +35,13 @@ const SHARED_LOCK: i64 = 0x746e_7368;
 /// Options of a fleet run ([`TenantFleet::migrate_all`],
 /// [`TenantFleet::rollback_all`]).
 ///
-/// Which tenants: `active` and `suspended` ones by default. Suspended tenants
-/// are migrated so that they work the moment they are resumed, with no
-/// migration step in the resume path; [`only_active`](Self::only_active)
-/// restricts a run to active tenants. Tenants still `provisioning` (their
-/// creation migrates them) and soft-`deleted` ones (kept, never served again)
-/// are never part of a fleet run; migrate one explicitly with
-/// [`TenantFleet::migrate_tenant`].
+/// Which tenants: every tenant that is not soft-deleted by default, the ones
+/// [`TenantFleet::fleet_status`] and [`TenantFleet::health`] count. Tenants
+/// `suspended` or still `provisioning` are migrated so that they work the
+/// moment they are resumed, with no migration step in the resume path;
+/// [`only_active`](Self::only_active) restricts a run to active tenants.
+/// Soft-`deleted` tenants (kept, never served again) are never part of a
+/// fleet run; migrate one explicitly with [`TenantFleet::migrate_tenant`].
 ///
 /// ```
 /// use tenancy_migrate::{MigrateAll, MigrationEvent};
@@ -65,7 +66,7 @@ pub struct MigrateAll {
 }
 
 impl MigrateAll {
-    /// The defaults: active and suspended tenants, the fleet's
+    /// The defaults: active, suspended and provisioning tenants, the fleet's
     /// [`concurrency`](crate::FleetConfig::concurrency), go on after a
     /// failure, no event handler.
     ///
@@ -77,7 +78,8 @@ impl MigrateAll {
         Self::default()
     }
 
-    /// Only `active` tenants (default `false`: `suspended` ones too).
+    /// Only `active` tenants (default `false`: `suspended` and `provisioning`
+    /// ones too).
     ///
     /// ```
     /// let options = tenancy_migrate::MigrateAll::new().only_active(true); // skip suspended tenants
@@ -193,7 +195,8 @@ impl<M: MigratorTrait> TenantFleet<M> {
     /// [`Error::UnknownTenant`]; [`Error::SchemaMissing`];
     /// [`Error::SchemaIsShared`]; [`Error::Migration`] when a migration (or
     /// the commit) fails, after which the tenant is exactly as before;
-    /// [`Error::Tenant`] or [`Error::Database`] for other database errors.
+    /// [`Error::Tenant`] or [`Error::Database`] for other database errors;
+    /// [`Error::DuplicateMigrationName`] when two of `M`'s migrations share a name (nothing runs).
     pub async fn migrate_tenant(&self, id: &TenantId) -> Result<TenantReport, Error> {
         let record = registered_tenant(self, id).await?;
         let started = Instant::now();
@@ -245,7 +248,8 @@ impl<M: MigratorTrait> TenantFleet<M> {
     ///
     /// # Errors
     /// Only when the registry cannot be read ([`Error::Database`],
-    /// [`Error::CorruptRegistry`]); nothing has been migrated then.
+    /// [`Error::CorruptRegistry`]) or two of `M`'s migrations share a name
+    /// ([`Error::DuplicateMigrationName`]); nothing has been migrated then.
     pub async fn migrate_all(&self, options: MigrateAll) -> Result<FleetReport, Error> {
         run_fleet(self, Direction::Up, 0, &options).await
     }
@@ -333,7 +337,7 @@ impl<M: MigratorTrait> TenantFleet<M> {
     /// ```
     ///
     /// # Errors
-    /// Only when the registry cannot be read.
+    /// Only when the registry cannot be read, or [`Error::DuplicateMigrationName`].
     pub async fn rollback_all(
         &self,
         steps: u32,
@@ -378,7 +382,9 @@ impl<M: MigratorTrait> TenantFleet<M> {
     ///
     /// # Errors
     /// [`Error::SharedMigration`]; the shared schema is unchanged then.
+    /// [`Error::DuplicateMigrationName`] when two of `S`'s migrations share a name.
     pub async fn migrate_shared<S: MigratorTrait>(&self) -> Result<Vec<String>, Error> {
+        migration_names::<S>()?;
         let schema = self.config.registry().schema();
         let fail = |migration, source| Error::SharedMigration {
             schema: schema.clone(),

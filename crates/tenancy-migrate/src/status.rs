@@ -10,6 +10,7 @@ use sea_orm_migration::{MigrationStatus, MigratorTrait};
 use tenancy_core::{SchemaName, SearchPath, TableName, TenantId, TenantStatus};
 
 use crate::migrate::{open_error, registered_tenant};
+use crate::migrator::migration_names;
 use crate::pg::{INVALID_SCHEMA_NAME, UNDEFINED_TABLE, has_sqlstate};
 use crate::{Error, TenantFleet};
 
@@ -189,7 +190,8 @@ pub struct FleetTotals {
 pub struct FleetStatus {
     /// The migrator's migrations, in order.
     pub migrations: Vec<String>,
-    /// Every tenant that is not soft-deleted, ordered by tenant id.
+    /// Every tenant that is not soft-deleted, ordered by tenant id in byte
+    /// order, whatever the database's collation.
     pub tenants: Vec<TenantMigrationStatus>,
     /// Counts over `tenants`.
     pub totals: FleetTotals,
@@ -277,8 +279,9 @@ impl<M: MigratorTrait> TenantFleet<M> {
     /// [`Error::UnknownTenant`], [`Error::SchemaMissing`]; [`Error::Tenant`]
     /// for a database error, including a version recorded in the tenant's
     /// table that `M` does not know ([`fleet_status`](Self::fleet_status)
-    /// lists those instead).
+    /// lists those instead); [`Error::DuplicateMigrationName`].
     pub async fn tenant_status(&self, id: &TenantId) -> Result<MigrationStatusReport, Error> {
+        migration_names::<M>()?;
         let record = registered_tenant(self, id).await?;
         let tenant_err = |source| Error::Tenant {
             tenant: record.id.clone(),
@@ -353,8 +356,10 @@ impl<M: MigratorTrait> TenantFleet<M> {
     /// # Errors
     /// [`Error::Database`] when the registry or a migrations table cannot be
     /// read; [`Error::InvalidName`] when `M`'s migrations table name is not a
-    /// valid table name; [`Error::CorruptRegistry`].
+    /// valid table name; [`Error::CorruptRegistry`]; [`Error::DuplicateMigrationName`] when two of
+    /// `M`'s migrations share a name.
     pub async fn fleet_status(&self) -> Result<FleetStatus, Error> {
+        migration_names::<M>()?;
         let table = TableName::new(&M::migration_table_name().to_string())?;
         let mut attempt = 1;
         loop {

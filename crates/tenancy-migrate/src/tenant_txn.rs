@@ -128,15 +128,23 @@ pub(crate) async fn apply_pending<M: MigratorTrait>(
         .map(|row| row.try_get::<String>("", "version"))
         .collect::<Result<_, _>>()?;
     let migrations = M::migrations();
-    if let Some(unknown) = applied
+    let unknown: Vec<&String> = applied
         .iter()
-        .find(|version| !migrations.iter().any(|m| m.name() == version.as_str()))
-    {
-        return Err(DbErr::Custom(format!(
-            "migration {unknown} is applied but unknown to this migrator (applied by a newer \
-             build, or renamed); refusing to migrate further"
-        ))
-        .into());
+        .filter(|version| !migrations.iter().any(|m| m.name() == version.as_str()))
+        .collect();
+    if let Some(first) = unknown.first() {
+        // Named as the failing migration: it is the one the refusal is about,
+        // not whichever migration happens to be pending.
+        let all: Vec<&str> = unknown.iter().map(|v| v.as_str()).collect();
+        return Err(MigrationFailure {
+            migration: Some((*first).clone()),
+            source: DbErr::Custom(format!(
+                "applied but unknown to this migrator: {} (applied by a newer build, or \
+                 renamed); refusing to migrate further: deploy the build that has them, or \
+                 restore their names",
+                all.join(", ")
+            )),
+        });
     }
     let manager = SchemaManager::new(txn);
     let mut done = Vec::new();

@@ -10,6 +10,7 @@ use super::sql::{
     statement, tenant_err,
 };
 use super::{NewTenant, normalize_domain};
+use crate::migrator::migration_names;
 use crate::pg::begin_read_committed;
 use crate::registry::record_from_row;
 use crate::{Error, TenantFleet, TenantRecord, tenant_txn};
@@ -39,6 +40,8 @@ impl<M: MigratorTrait> TenantFleet<M> {
     /// `db.registry().invalidate(&id)` to see it at once.
     ///
     /// # Errors
+    /// - [`Error::DuplicateMigrationName`]: two of `M`'s migrations share a
+    ///   name (nothing is touched);
     /// - [`Error::TenantExists`]: the id is registered already;
     /// - [`Error::SchemaTaken`]: another tenant owns the schema (`acme-corp`
     ///   and `acme_corp` map to the same one);
@@ -192,6 +195,7 @@ impl<M: MigratorTrait> TenantFleet<M> {
         origin: Origin,
     ) -> Result<(TenantRecord, Vec<String>), Error> {
         self.refuse_shared(id, schema)?;
+        migration_names::<M>()?;
         // The field is public: normalise again whatever was put there.
         let domain = new.domain.map(normalize_domain);
         // READ COMMITTED: a concurrent registration of the same id or schema

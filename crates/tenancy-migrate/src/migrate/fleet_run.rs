@@ -15,17 +15,21 @@ use tracing::Instrument;
 use super::MigrateAll;
 use super::tenant::run_tenant;
 use crate::events::{MigrationEvent, Progress};
+use crate::migrator::migration_names;
 use crate::report::{Direction, FleetReport, TenantReport};
 use crate::{Error, StatusFilter, TenantFleet, TenantRecord};
 
-/// The tenants a fleet run covers, ordered by id.
+/// The tenants a fleet run covers, ordered by id: every tenant that is not
+/// soft-deleted (the ones status and health count), or only active ones.
 async fn fleet_members<M: MigratorTrait>(
     fleet: &TenantFleet<M>,
     only_active: bool,
 ) -> Result<Vec<TenantRecord>, Error> {
     let mut tenants = fleet.list(StatusFilter::All).await?;
-    tenants.retain(|t| {
-        t.status == TenantStatus::Active || (!only_active && t.status == TenantStatus::Suspended)
+    tenants.retain(|t| match t.status {
+        TenantStatus::Active => true,
+        TenantStatus::Suspended | TenantStatus::Provisioning => !only_active,
+        _ => false,
     });
     Ok(tenants)
 }
@@ -37,6 +41,7 @@ pub(super) async fn run_fleet<M: MigratorTrait>(
     options: &MigrateAll,
 ) -> Result<FleetReport, Error> {
     let started = Instant::now();
+    migration_names::<M>()?;
     let tenants = fleet_members(fleet, options.only_active).await?;
     // One pass over every migrations table finds the tenants with nothing to
     // do, so they cost no transaction: a fleet with nothing pending migrates

@@ -4,6 +4,7 @@ use sea_orm::{DatabaseTransaction, DbErr};
 use sea_orm_migration::MigratorTrait;
 use tenancy_core::TenantId;
 
+use crate::migrator::migration_names;
 use crate::pg::{INVALID_SCHEMA_NAME, has_sqlstate};
 use crate::report::Direction;
 use crate::tenant_txn::{MigrationFailure, apply_pending, begin_for_migration, revert_applied};
@@ -42,6 +43,7 @@ pub(super) async fn run_tenant<M: MigratorTrait>(
     direction: Direction,
     steps: u32,
 ) -> Result<Vec<String>, Error> {
+    migration_names::<M>()?;
     // A registry row written by hand could name a shared schema; tenant
     // migrations must never run there (`public` cannot even be named).
     let registry_schema = fleet.config.registry().schema();
@@ -84,9 +86,12 @@ pub(super) async fn run_tenant<M: MigratorTrait>(
         })
 }
 
-/// Commits after success; after a failure finds which migration failed (its
-/// savepoint is rolled back, so the transaction still answers unless the
-/// failure aborted it), then rolls the whole transaction back.
+/// Commits after success; after a failure of a rollback finds which
+/// migration's `down` failed (the last still applied: the transaction still
+/// answers unless the failure aborted it), then rolls the whole transaction
+/// back. Going up, [`apply_pending`] names the migration itself, and a
+/// failure it does not pin on a migration (reading the ledger, recording it,
+/// committing) is not one: guessing would blame an innocent pending one.
 pub(super) async fn finish<X: MigratorTrait>(
     txn: DatabaseTransaction,
     result: Result<Vec<String>, MigrationFailure>,
@@ -111,10 +116,7 @@ pub(super) async fn finish<X: MigratorTrait>(
             source,
         }) => {
             let migration = match direction {
-                Direction::Up => X::get_pending_migrations_read_only(&txn)
-                    .await
-                    .ok()
-                    .and_then(|pending| pending.first().map(|m| m.name().to_owned())),
+                Direction::Up => None,
                 Direction::Down => X::get_applied_migrations_read_only(&txn)
                     .await
                     .ok()

@@ -149,7 +149,7 @@ fn summarise<M: MigratorTrait>(
         tenants: tenants.len(),
         ..FleetTotals::default()
     };
-    let tenants = tenants
+    let mut tenants: Vec<TenantMigrationStatus> = tenants
         .into_iter()
         .map(|(record, state, recorded)| {
             let mut is_applied = vec![false; migrations.len()];
@@ -191,6 +191,9 @@ fn summarise<M: MigratorTrait>(
             status
         })
         .collect();
+    // The server sorted by its collation (`a_c < a-b < aa` under ICU or
+    // en_US); `FleetStatus::tenant` searches in `TenantId`'s own order.
+    tenants.sort_by(|a, b| a.tenant.cmp(&b.tenant));
     FleetStatus {
         migrations,
         tenants,
