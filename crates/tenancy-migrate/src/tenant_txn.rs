@@ -49,8 +49,7 @@ fn lock_statement(schema: &SchemaName, shared: &[SharedSchema]) -> String {
 ///   once; the lock ends with the transaction, also on a crash;
 /// - fails with SQLSTATE 3F000 when the schema does not exist, which matters:
 ///   with the tenant's schema missing, unqualified DDL would go to `public`;
-/// - makes sure `M`'s ledger exists, as [`apply_pending`] expects it.
-///
+/// - makes sure `M`'s ledger exists, as [`apply_pending`] expects it;
 /// - reads at `READ COMMITTED` whatever the database's default, so the
 ///   ledger read after the lock wait sees the previous holder's commit.
 ///
