@@ -298,6 +298,7 @@ async fn main() {
         .list(tenancy_migrate::StatusFilter::All)
         .await
         .unwrap()
+        .tenants
         .into_iter()
         .map(|t| t.schema.to_string())
         .collect();

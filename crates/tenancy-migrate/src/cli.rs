@@ -27,9 +27,20 @@
 //! # Exit codes
 //!
 //! - `0`: done (and, for `health`, the fleet is healthy).
-//! - `1`: an operation failed, a tenant failed to migrate, or the fleet is
-//!   not healthy. The error is one line on stderr, naming the tenant.
+//! - `1`: an operation failed, a tenant failed to migrate, a registry row is
+//!   unreadable, or the fleet is not healthy. The error is one line on
+//!   stderr, naming the tenant.
 //! - `2`: bad usage, or a hard `drop` without `--yes`.
+//! - `3`: the database could not be reached (within `--connect-timeout`,
+//!   5 s by default, or `TENANCY_CONNECT_TIMEOUT`), or `health` could not
+//!   run its check: the fleet's health is unknown, which a monitor should
+//!   treat differently from "unhealthy". One line on stderr names the
+//!   server's `host:port`, the cause and what to set.
+//!
+//! Names read from the database (schemas, tables, display names, the ids
+//! of unreadable registry rows) are printed quoted and escaped when they
+//! hold anything but plain printable text, so no name can forge a line of
+//! output.
 
 mod args;
 mod commands;
@@ -48,6 +59,7 @@ use sea_orm_migration::MigratorTrait;
 /// ```
 /// use tenancy_migrate::cli::Exit;
 /// assert_eq!(Exit::Usage.code(), 2);
+/// assert_eq!(Exit::Unavailable.code(), 3);
 /// let _code: std::process::ExitCode = Exit::Success.into();
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,6 +70,9 @@ pub enum Exit {
     Failure,
     /// Bad usage or a missing confirmation; exit code 2.
     Usage,
+    /// The database could not be reached, or `health` could not check the
+    /// fleet; exit code 3.
+    Unavailable,
 }
 
 impl Exit {
@@ -72,6 +87,7 @@ impl Exit {
             Self::Success => 0,
             Self::Failure => 1,
             Self::Usage => 2,
+            Self::Unavailable => 3,
         }
     }
 }

@@ -1,5 +1,8 @@
 use sea_orm::DbErr;
 use tenancy_core::{SchemaName, SharedSchema, TenantId};
+// Server errors are shown without sqlx's ` at line N` (a line of the
+// server's C source).
+use tenancy_sea_orm::display_db_err;
 
 /// Everything that can go wrong managing tenants and their migrations. Every
 /// variant that concerns a tenant names it.
@@ -116,7 +119,7 @@ pub enum Error {
 
     /// A migration of this tenant failed; the tenant's transaction was rolled
     /// back whole.
-    #[error("migrating tenant {tenant} (schema {schema}) failed{}: {source}", migration.as_ref().map(|m| format!(" in {m}")).unwrap_or_default())]
+    #[error("migrating tenant {tenant} (schema {schema}) failed{}: {}", migration.as_ref().map(|m| format!(" in {m}")).unwrap_or_default(), display_db_err(source))]
     Migration {
         /// The tenant.
         tenant: TenantId,
@@ -130,7 +133,7 @@ pub enum Error {
     },
 
     /// A database error outside a migration, for this tenant.
-    #[error("database error for tenant {tenant}: {source}")]
+    #[error("database error for tenant {tenant}: {}", display_db_err(source))]
     Tenant {
         /// The tenant.
         tenant: TenantId,
@@ -141,7 +144,7 @@ pub enum Error {
 
     /// A database error not tied to one tenant (installing the registry,
     /// listing tenants, fleet status).
-    #[error("database error while {action}: {source}")]
+    #[error("database error while {action}: {}", display_db_err(source))]
     Database {
         /// What was being done.
         action: &'static str,
@@ -151,7 +154,10 @@ pub enum Error {
     },
 
     /// The registry holds a row that does not validate.
-    #[error("the registry row of tenant {tenant:?} is unusable: {reason}")]
+    #[error(
+        "the registry row of tenant {tenant:?} is unusable: {reason}; nothing was changed: fix \
+         or remove the row in the registry table by hand"
+    )]
     CorruptRegistry {
         /// The tenant id as stored.
         tenant: String,
@@ -162,7 +168,7 @@ pub enum Error {
     /// Reverting a migration of this tenant failed; the tenant's transaction
     /// was rolled back whole, so every migration it had already reverted in
     /// this run is applied again.
-    #[error("rolling back migrations of tenant {tenant} (schema {schema}) failed{}: {source}", migration.as_ref().map(|m| format!(" in {m}")).unwrap_or_default())]
+    #[error("rolling back migrations of tenant {tenant} (schema {schema}) failed{}: {}", migration.as_ref().map(|m| format!(" in {m}")).unwrap_or_default(), display_db_err(source))]
     Rollback {
         /// The tenant.
         tenant: TenantId,
@@ -177,7 +183,7 @@ pub enum Error {
 
     /// A migration of the shared schema failed; its transaction was rolled
     /// back whole.
-    #[error("migrating the shared schema {schema} failed{}: {source}", migration.as_ref().map(|m| format!(" in {m}")).unwrap_or_default())]
+    #[error("migrating the shared schema {schema} failed{}: {}", migration.as_ref().map(|m| format!(" in {m}")).unwrap_or_default(), display_db_err(source))]
     SharedMigration {
         /// The shared schema.
         schema: SharedSchema,

@@ -9,7 +9,8 @@ use sea_orm_migration::MigratorTrait;
 use tenancy_core::{SchemaName, TenantId};
 
 use crate::migrator::migration_names;
-use crate::registry::StatusFilter;
+use crate::printable::{printable, printable_list};
+use crate::registry::{CorruptRecord, StatusFilter, TenantList};
 use crate::tenant_txn::{apply_pending, prepare_for_migration};
 use crate::{Error, TenantFleet};
 
@@ -32,8 +33,12 @@ use crate::{Error, TenantFleet};
 #[cfg_attr(feature = "serde", derive(serde::Serialize))]
 #[non_exhaustive]
 pub struct HealthReport {
-    /// Tenants registered: how many the report covers.
+    /// Tenants registered: how many the report covers (unreadable rows
+    /// aside).
     pub tenants: usize,
+    /// Registry rows that do not validate (written by hand): each is its
+    /// tenant's problem, the rest of the fleet is checked all the same.
+    pub corrupt: Vec<CorruptRecord>,
     /// Registered tenants whose schema does not exist.
     pub missing_schemas: Vec<(TenantId, SchemaName)>,
     /// Schemas that look like tenants (the naming prefix, or a migrations
@@ -64,7 +69,8 @@ impl HealthReport {
     /// ```
     #[must_use]
     pub fn is_healthy(&self) -> bool {
-        self.missing_schemas.is_empty()
+        self.corrupt.is_empty()
+            && self.missing_schemas.is_empty()
             && self.orphan_schemas.is_empty()
             && self.pending.is_empty()
             && self.unknown.is_empty()
@@ -84,6 +90,13 @@ impl fmt::Display for HealthReport {
                 "problems found"
             }
         )?;
+        for bad in &self.corrupt {
+            writeln!(
+                f,
+                "  unreadable registry row: tenant {:?}: {} (fix or remove the row)",
+                bad.tenant, bad.reason
+            )?;
+        }
         for (tenant, schema) in &self.missing_schemas {
             writeln!(
                 f,
@@ -93,17 +106,18 @@ impl fmt::Display for HealthReport {
         for schema in &self.orphan_schemas {
             writeln!(
                 f,
-                "  orphan schema: {schema} (no tenant owns it; adopt or drop it)"
+                "  orphan schema: {} (no tenant owns it; adopt or drop it)",
+                printable(schema)
             )?;
         }
         for (tenant, pending) in &self.pending {
-            writeln!(f, "  pending: tenant {tenant}: {}", pending.join(", "))?;
+            writeln!(f, "  pending: tenant {tenant}: {}", printable_list(pending))?;
         }
         for (tenant, unknown) in &self.unknown {
             writeln!(
                 f,
                 "  applied but unknown: tenant {tenant}: {} (deploy the build that has them)",
-                unknown.join(", ")
+                printable_list(unknown)
             )?;
         }
         for tenant in &self.drifted {
@@ -116,7 +130,7 @@ impl fmt::Display for HealthReport {
             writeln!(
                 f,
                 "  warning: tenant {tenant} has tables also in a shared schema: {}",
-                tables.join(", ")
+                printable_list(tables)
             )?;
         }
         Ok(())
@@ -183,17 +197,29 @@ impl<M: MigratorTrait> TenantFleet<M> {
     ///
     /// # Errors
     /// [`Error::Database`] when the catalog or registry cannot be read;
-    /// [`Error::DuplicateMigrationName`] when two of `M`'s migrations share a name.
+    /// [`Error::DuplicateMigrationName`] when two of `M`'s migrations share a
+    /// name. A registry row that does not validate is reported in
+    /// [`HealthReport::corrupt`], not an error.
     pub async fn health(&self) -> Result<HealthReport, Error> {
         let db_err = |source| Error::Database {
             action: "checking the fleet's health",
             source,
         };
         migration_names::<M>()?;
-        let tenants = self.list(StatusFilter::All).await?;
+        let TenantList {
+            tenants, corrupt, ..
+        } = self.list(StatusFilter::All).await?;
         let schemas: Vec<String> = tenants.iter().map(|t| t.schema.to_string()).collect();
+        // A schema named by an unreadable row is not an orphan: it has an
+        // owner whose row needs fixing, and dropping it would lose data.
+        let claimed: Vec<String> = schemas
+            .iter()
+            .cloned()
+            .chain(corrupt.iter().filter_map(|c| c.schema.clone()))
+            .collect();
         let mut report = HealthReport {
             tenants: tenants.len(),
+            corrupt,
             ..HealthReport::default()
         };
 
@@ -216,7 +242,7 @@ impl<M: MigratorTrait> TenantFleet<M> {
             .map(|t| (t.id.clone(), t.schema.clone()))
             .collect();
 
-        report.orphan_schemas = self.orphans(&schemas).await.map_err(db_err)?;
+        report.orphan_schemas = self.orphans(&claimed).await.map_err(db_err)?;
         report.shadowing = self.shadowing(&tenants).await.map_err(db_err)?;
 
         // Pending migrations come from the fleet status (one pass over every

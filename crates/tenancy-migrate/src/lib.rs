@@ -104,6 +104,7 @@ mod lifecycle;
 mod migrate;
 mod migrator;
 mod pg;
+mod printable;
 mod registry;
 mod report;
 #[cfg(feature = "serde")]
@@ -120,7 +121,7 @@ pub use fleet::{FleetConfig, TenantFleet};
 pub use health::HealthReport;
 pub use lifecycle::{DropConfirmation, DropMode, DropOutcome, NewTenant};
 pub use migrate::MigrateAll;
-pub use registry::{StatusFilter, TenantRecord};
+pub use registry::{CorruptRecord, StatusFilter, TenantList, TenantRecord};
 pub use report::{Direction, FleetReport, Outcome, TenantReport};
 pub use status::{
     FleetStatus, FleetTotals, MigrationStatusReport, SchemaState, TenantMigrationStatus,

@@ -1,6 +1,8 @@
 //! The registry table's write side: created and upgraded by the library's own
 //! migrations, listed as [`TenantRecord`]s.
 
+use std::fmt;
+
 use sea_orm::{ConnectionTrait, DbBackend, QueryResult, Statement};
 use sea_orm_migration::MigratorTrait;
 use tenancy_core::{SchemaName, TableName, TenantId, TenantStatus};
@@ -95,6 +97,92 @@ pub enum StatusFilter {
     Only(TenantStatus),
 }
 
+/// A registry row that does not validate (written by hand: an invalid
+/// tenant id or schema name, an unknown status, a NULL where a value is
+/// needed). Fleet-wide calls report it as its tenant's problem and go on
+/// with the others; calls on that one tenant fail with
+/// [`Error::CorruptRegistry`] and change nothing.
+///
+/// The raw values are as stored: escape them before printing
+/// ([`Display`](fmt::Display) does).
+///
+/// ```
+/// fn alert(bad: &tenancy_migrate::CorruptRecord) {
+///     eprintln!("{bad}"); // the tenant id quoted and escaped, and what is wrong
+/// }
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[non_exhaustive]
+pub struct CorruptRecord {
+    /// The tenant id as stored (empty when it is NULL).
+    pub tenant: String,
+    /// The schema name as stored, if it is text.
+    pub schema: Option<String>,
+    /// The status as stored, if it is text.
+    pub status: Option<String>,
+    /// What is wrong with the row.
+    pub reason: String,
+}
+
+impl CorruptRecord {
+    pub(crate) fn into_error(self) -> Error {
+        Error::CorruptRegistry {
+            tenant: self.tenant,
+            reason: self.reason,
+        }
+    }
+
+    /// Logged wherever a fleet-wide call meets the row, so that it reaches
+    /// error trackers even when the caller only looks at a summary.
+    pub(crate) fn log(&self) {
+        tracing::error!(tenant = ?self.tenant, reason = %self.reason, "{self}");
+    }
+
+    /// Whether a fleet run restricted to `wanted` statuses covers this row:
+    /// unless its status reads as one outside them (an unreadable status is
+    /// no reason to leave a tenant out).
+    pub(crate) fn in_run(&self, wanted: impl Fn(TenantStatus) -> bool) -> bool {
+        self.status
+            .as_deref()
+            .and_then(|s| s.parse::<TenantStatus>().ok())
+            .is_none_or(wanted)
+    }
+}
+
+impl fmt::Display for CorruptRecord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "the registry row of tenant {:?} is unusable: {}",
+            self.tenant, self.reason
+        )
+    }
+}
+
+/// What [`TenantFleet::list`] found: the tenants, and the registry rows that
+/// do not validate.
+///
+/// ```
+/// fn print(list: &tenancy_migrate::TenantList) {
+///     for tenant in &list.tenants {
+///         println!("{} {}", tenant.id, tenant.status);
+///     }
+///     for bad in &list.corrupt {
+///         eprintln!("{bad}");
+///     }
+/// }
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[non_exhaustive]
+pub struct TenantList {
+    /// The tenants, ordered by id.
+    pub tenants: Vec<TenantRecord>,
+    /// The rows that do not validate, ordered by their stored id.
+    pub corrupt: Vec<CorruptRecord>,
+}
+
 impl<M: MigratorTrait> TenantFleet<M> {
     /// Creates the registry table, or upgrades it, with the library's own
     /// migrations (tracked in `tenancy_registry_migrations` beside it). Safe
@@ -169,7 +257,9 @@ impl<M: MigratorTrait> TenantFleet<M> {
         txn.commit().await.map_err(db_err)
     }
 
-    /// The registered tenants, ordered by id.
+    /// The registered tenants, ordered by id. A row that does not validate
+    /// (written by hand) does not fail the call: it is listed in
+    /// [`TenantList::corrupt`] and logged with `tracing::error!`.
     ///
     /// ```
     /// use tenancy_core::TenantStatus;
@@ -189,18 +279,18 @@ impl<M: MigratorTrait> TenantFleet<M> {
     /// fleet.create(&"globex".parse()?, NewTenant::new().status(TenantStatus::Suspended)).await?;
     ///
     /// let all = fleet.list(StatusFilter::All).await?;
-    /// assert_eq!(all.len(), 2);
+    /// assert_eq!(all.tenants.len(), 2);
+    /// assert!(all.corrupt.is_empty()); // no row written by hand that does not validate
     /// let active = fleet.list(StatusFilter::Only(TenantStatus::Active)).await?;
-    /// assert_eq!(active[0].id.as_str(), "acme");
+    /// assert_eq!(active.tenants[0].id.as_str(), "acme");
     /// # conn.close().await?;
     /// # test_db.close().await?;
     /// # Ok(()) }
     /// ```
     ///
     /// # Errors
-    /// [`Error::Database`] when the registry cannot be read,
-    /// [`Error::CorruptRegistry`] for a row that does not validate.
-    pub async fn list(&self, filter: StatusFilter) -> Result<Vec<TenantRecord>, Error> {
+    /// [`Error::Database`] when the registry cannot be read.
+    pub async fn list(&self, filter: StatusFilter) -> Result<TenantList, Error> {
         let db_err = |source| Error::Database {
             action: "listing tenants",
             source,
@@ -218,26 +308,31 @@ impl<M: MigratorTrait> TenantFleet<M> {
             ),
         };
         let rows = self.conn.query_all_raw(statement).await.map_err(db_err)?;
-        rows.iter().map(record_from_row).collect()
+        let (tenants, corrupt) = read_rows(&rows);
+        Ok(TenantList { tenants, corrupt })
     }
 }
 
 /// Reads one registry row, validating every name again: the table may have
 /// been written by hand.
 pub(crate) fn record_from_row(row: &QueryResult) -> Result<TenantRecord, Error> {
-    let text = |column: &str| {
-        row.try_get::<String>("", column)
-            .map_err(|e| Error::CorruptRegistry {
-                tenant: row.try_get::<String>("", "tenant_id").unwrap_or_default(),
-                reason: format!("column {column}: {e}"),
-            })
-    };
-    let raw_id = text("tenant_id")?;
-    let corrupt = |reason: String| Error::CorruptRegistry {
-        tenant: raw_id.clone(),
+    read_row(row).map_err(CorruptRecord::into_error)
+}
+
+/// Reads one registry row into a record, or into what is wrong with it.
+pub(crate) fn read_row(row: &QueryResult) -> Result<TenantRecord, CorruptRecord> {
+    let raw = |column: &str| row.try_get::<Option<String>>("", column).ok().flatten();
+    let corrupt = |reason: String| CorruptRecord {
+        tenant: raw("tenant_id").unwrap_or_default(),
+        schema: raw("schema_name"),
+        status: raw("status"),
         reason,
     };
-    let id = TenantId::new(&raw_id).map_err(|e| corrupt(e.to_string()))?;
+    let text = |column: &str| {
+        row.try_get::<String>("", column)
+            .map_err(|e| corrupt(format!("column {column}: {e}")))
+    };
+    let id = TenantId::new(&text("tenant_id")?).map_err(|e| corrupt(e.to_string()))?;
     let schema = SchemaName::new(&text("schema_name")?).map_err(|e| corrupt(e.to_string()))?;
     let status = text("status")?
         .parse::<TenantStatus>()
@@ -252,4 +347,22 @@ pub(crate) fn record_from_row(row: &QueryResult) -> Result<TenantRecord, Error> 
         domain,
         status,
     })
+}
+
+/// Splits registry rows into the records that validate and the ones that do
+/// not.
+pub(crate) fn read_rows<'a>(
+    rows: impl IntoIterator<Item = &'a QueryResult>,
+) -> (Vec<TenantRecord>, Vec<CorruptRecord>) {
+    let (mut tenants, mut corrupt) = (Vec::new(), Vec::new());
+    for row in rows {
+        match read_row(row) {
+            Ok(record) => tenants.push(record),
+            Err(bad) => {
+                bad.log();
+                corrupt.push(bad);
+            }
+        }
+    }
+    (tenants, corrupt)
 }

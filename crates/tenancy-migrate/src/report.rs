@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use tenancy_core::{SchemaName, TenantId};
 
-use crate::Error;
+use crate::{CorruptRecord, Error};
 
 /// Which way a run moved the tenants' schemas.
 ///
@@ -215,6 +215,10 @@ pub struct FleetReport {
     pub direction: Direction,
     /// Every tenant of the run, ordered by tenant id.
     pub tenants: Vec<TenantReport>,
+    /// Registry rows of the run's statuses (or of an unreadable status) that
+    /// do not validate: those tenants were not migrated, and the run is not a
+    /// success. Fix the rows by hand, then run again.
+    pub corrupt: Vec<CorruptRecord>,
     /// Wall time of the whole run.
     pub duration: Duration,
 }
@@ -223,11 +227,13 @@ impl FleetReport {
     pub(crate) fn new(
         direction: Direction,
         tenants: Vec<TenantReport>,
+        corrupt: Vec<CorruptRecord>,
         duration: Duration,
     ) -> Self {
         Self {
             direction,
             tenants,
+            corrupt,
             duration,
         }
     }
@@ -267,7 +273,8 @@ impl FleetReport {
         self.with_outcome(Outcome::Skipped)
     }
 
-    /// Whether every tenant succeeded (also true for an empty fleet).
+    /// Whether every tenant succeeded and no registry row of the run was
+    /// unreadable (also true for an empty fleet).
     ///
     /// ```
     /// fn exit_code(report: &tenancy_migrate::FleetReport) -> i32 {
@@ -276,7 +283,7 @@ impl FleetReport {
     /// ```
     #[must_use]
     pub fn is_success(&self) -> bool {
-        self.tenants.iter().all(TenantReport::is_success)
+        self.corrupt.is_empty() && self.tenants.iter().all(TenantReport::is_success)
     }
 
     /// Migrations applied (or reverted) across all tenants.
@@ -326,7 +333,12 @@ impl fmt::Display for FleetReport {
             plural(self.applied_total()),
             self.direction.noun(),
             self.duration,
-        )
+        )?;
+        match self.corrupt.len() {
+            0 => Ok(()),
+            1 => write!(f, "; 1 unreadable registry row"),
+            n => write!(f, "; {n} unreadable registry rows"),
+        }
     }
 }
 

@@ -12,7 +12,7 @@ use tenancy_core::{SchemaName, SearchPath, TableName, TenantId, TenantStatus};
 use crate::migrate::{open_error, registered_tenant};
 use crate::migrator::migration_names;
 use crate::pg::{INVALID_SCHEMA_NAME, UNDEFINED_TABLE, has_sqlstate};
-use crate::{Error, TenantFleet};
+use crate::{CorruptRecord, Error, TenantFleet};
 
 use fleet::read_fleet_status;
 
@@ -170,6 +170,8 @@ pub struct FleetTotals {
     pub with_unknown: usize,
     /// Pending migrations summed over all tenants whose schema exists.
     pub pending_migrations: usize,
+    /// Registry rows that do not validate (not counted in `tenants`).
+    pub corrupt: usize,
 }
 
 /// Every tenant's migrations, from [`TenantFleet::fleet_status`].
@@ -193,12 +195,16 @@ pub struct FleetStatus {
     /// Every tenant that is not soft-deleted, ordered by tenant id in byte
     /// order, whatever the database's collation.
     pub tenants: Vec<TenantMigrationStatus>,
+    /// Registry rows (not soft-deleted) that do not validate: their tenants'
+    /// status is unknown.
+    pub corrupt: Vec<CorruptRecord>,
     /// Counts over `tenants`.
     pub totals: FleetTotals,
 }
 
 impl FleetStatus {
-    /// Whether every tenant's schema exists and nothing is pending.
+    /// Whether every tenant's schema exists, nothing is pending and every
+    /// registry row is readable.
     ///
     /// ```
     /// fn gate(status: &tenancy_migrate::FleetStatus) -> Result<(), String> {
@@ -207,7 +213,7 @@ impl FleetStatus {
     /// ```
     #[must_use]
     pub fn is_up_to_date(&self) -> bool {
-        self.totals.up_to_date == self.totals.tenants
+        self.totals.up_to_date == self.totals.tenants && self.totals.corrupt == 0
     }
 
     /// The line of one tenant.
@@ -242,6 +248,9 @@ impl fmt::Display for FleetStatus {
         )?;
         if t.with_unknown > 0 {
             write!(f, ", {} with unknown migrations", t.with_unknown)?;
+        }
+        if t.corrupt > 0 {
+            write!(f, ", {} unreadable registry rows", t.corrupt)?;
         }
         Ok(())
     }
@@ -356,8 +365,9 @@ impl<M: MigratorTrait> TenantFleet<M> {
     /// # Errors
     /// [`Error::Database`] when the registry or a migrations table cannot be
     /// read; [`Error::InvalidName`] when `M`'s migrations table name is not a
-    /// valid table name; [`Error::CorruptRegistry`]; [`Error::DuplicateMigrationName`] when two of
-    /// `M`'s migrations share a name.
+    /// valid table name; [`Error::DuplicateMigrationName`] when two of `M`'s
+    /// migrations share a name. A registry row that does not validate is
+    /// listed in [`FleetStatus::corrupt`], not an error.
     pub async fn fleet_status(&self) -> Result<FleetStatus, Error> {
         migration_names::<M>()?;
         let table = TableName::new(&M::migration_table_name().to_string())?;

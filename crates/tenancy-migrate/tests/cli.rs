@@ -170,3 +170,126 @@ async fn usage_errors_exit_2_without_a_database() {
             .await;
     assert_eq!(exit, Exit::Success);
 }
+
+/// Lines of CLI output that do not start with one of `prefixes`: a name with
+/// a newline in it would make one.
+fn forged<'a>(text: &'a str, prefixes: &[&str]) -> Vec<&'a str> {
+    text.lines()
+        .filter(|l| !prefixes.iter().any(|p| l.starts_with(p)))
+        .collect()
+}
+
+#[tokio::test]
+async fn names_in_text_output_cannot_forge_lines() -> TestResult {
+    let db = TestDatabase::create().await?;
+    let url = db.url().to_owned();
+    ok(&url, &["install"]).await;
+    ok(
+        &url,
+        &[
+            "create",
+            "acme",
+            "--name",
+            "Acme\nglobex  tenant_globex  active",
+        ],
+    )
+    .await;
+    let table = ok(&url, &["list"]).await;
+    assert_eq!(table.lines().count(), 2, "{table}");
+
+    let conn = db.connect().await?;
+    conn.execute_unprepared(
+        "CREATE SCHEMA \"tenant_x\n0 tenants: healthy\"; \
+         CREATE TABLE public.projects (id int); \
+         CREATE TABLE tenant_acme.\"projects\n  missing schema: tenant forged\" (id int); \
+         CREATE TABLE public.\"projects\n  missing schema: tenant forged\" (id int)",
+    )
+    .await?;
+    conn.close().await?;
+    let (exit, out, _) = cli(&url, &["health"]).await;
+    assert_eq!(exit, Exit::Failure, "{out}");
+    assert_eq!(
+        forged(
+            &out,
+            &[
+                "1 tenants",
+                "  orphan schema",
+                "  warning",
+                "  pending",
+                "  drifted"
+            ]
+        ),
+        Vec::<&str>::new(),
+        "{out}"
+    );
+    assert!(out.contains(r#""tenant_x\n0 tenants: healthy""#), "{out}");
+
+    let (exit, out, err) = cli(&url, &["status"]).await;
+    assert_eq!(exit, Exit::Success, "{err}");
+    assert_eq!(out.lines().count(), 2, "{out}");
+    db.close().await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn server_errors_do_not_carry_the_servers_source_line() -> TestResult {
+    let db = TestDatabase::create().await?;
+    let url = db.url().to_owned();
+    // No registry yet: the server says the table does not exist.
+    let (exit, _, err) = cli(&url, &["list"]).await;
+    assert_eq!(exit, Exit::Failure);
+    assert!(err.contains("does not exist"), "{err}");
+    assert!(!err.contains(" at line "), "{err}");
+    db.close().await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn health_that_cannot_check_has_its_own_exit_code() -> TestResult {
+    let db = TestDatabase::create().await?;
+    let url = db.url().to_owned();
+    // No registry: health cannot check anything.
+    let (exit, _, err) = cli(&url, &["health"]).await;
+    assert_eq!(exit.code(), 3, "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    db.close().await?;
+    // No server.
+    let (exit, _, err) = cli("postgres://postgres@127.0.0.1:1/postgres", &["health"]).await;
+    assert_eq!(exit.code(), 3, "{err}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_unreachable_database_is_one_line_naming_host_port_and_cause() {
+    for (url, endpoint, cause) in [
+        (
+            "postgres://postgres@127.0.0.1:1/postgres",
+            "127.0.0.1:1",
+            "connection refused",
+        ),
+        (
+            "postgres://postgres@no-such-host.invalid:5432/postgres",
+            "no-such-host.invalid:5432",
+            "cannot resolve",
+        ),
+        (
+            "postgres://no_such_role_tenancy@127.0.0.1:5432/postgres",
+            "127.0.0.1:5432",
+            "authentication",
+        ),
+    ] {
+        let (exit, out, err) = cli(url, &["list"]).await;
+        assert_ne!(exit, Exit::Success, "{url}");
+        assert!(out.is_empty(), "{out}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(
+            err.contains(endpoint) && err.contains(cause),
+            "{url}: {err}"
+        );
+        assert!(
+            err.contains("--database-url") && err.contains("--connect-timeout"),
+            "{err}"
+        );
+        assert!(!err.contains("PoolTimedOut") && !err.contains("{"), "{err}");
+    }
+}

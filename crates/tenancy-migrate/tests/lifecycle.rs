@@ -542,7 +542,7 @@ async fn suspend_refuses_access_and_resume_restores_it() -> TestResult {
     let listed = fleet
         .list(StatusFilter::Only(TenantStatus::Suspended))
         .await?;
-    assert_eq!(listed, std::slice::from_ref(&suspended));
+    assert_eq!(listed.tenants, std::slice::from_ref(&suspended));
     assert!(matches!(
         access(&tenant_db, &acme).await,
         Err(tenancy_sea_orm::Error::Inaccessible {
@@ -559,6 +559,7 @@ async fn suspend_refuses_access_and_resume_restores_it() -> TestResult {
         fleet
             .list(StatusFilter::Only(TenantStatus::Suspended))
             .await?
+            .tenants
             .is_empty()
     );
     access(&tenant_db, &acme).await?;
@@ -665,6 +666,7 @@ async fn rename_set_domain_get_and_list_order() -> TestResult {
     let ids: Vec<_> = fleet
         .list(StatusFilter::All)
         .await?
+        .tenants
         .into_iter()
         .map(|r| r.id.to_string())
         .collect();

@@ -114,16 +114,20 @@
 //! Every transaction runs in a `tenant_transaction` span with `tenant` and
 //! `schema` fields.
 
+mod connect;
 mod connection;
 mod db;
 mod error;
 mod options;
 mod registry;
+mod server_error;
 mod transaction;
 
+pub use connect::{ConnectCause, ConnectError, DEFAULT_CONNECT_TIMEOUT, connect};
 pub use connection::is_stale_plan_error;
 pub use db::TenantDb;
 pub use error::{Error, ScopeLabel};
 pub use options::ScopeOptions;
 pub use registry::{RegistryConfig, RegistryEntry, TenantRegistry};
+pub use server_error::display_db_err;
 pub use transaction::TenantTransaction;

@@ -141,6 +141,32 @@ async fn an_unreachable_env_url_is_an_error_not_a_fallback() {
     assert!(message.contains("TENANCY_TEST_DATABASE_URL"), "{message}");
     assert!(message.contains("127.0.0.1:1/postgres"), "{message}");
     assert!(!message.contains("hunter2"), "password leaked: {message}");
+    // The cause, at its host:port, in one line; not the pool's timeout.
+    assert!(
+        message.contains("127.0.0.1:1: connection refused"),
+        "{message}"
+    );
+    assert!(
+        !message.contains("timed out") && !message.contains('\n'),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn an_env_url_whose_host_does_not_resolve_says_so() {
+    let err = TestDatabase::create_with(HarnessConfig {
+        env_url: Some("postgres://postgres@no-such-host.invalid:5432/postgres".to_owned()),
+        try_docker: false,
+        local_url: LOCAL_URL.to_owned(),
+    })
+    .await
+    .unwrap_err();
+    let message = err.to_string();
+    assert!(
+        message.contains("no-such-host.invalid:5432: cannot resolve"),
+        "{message}"
+    );
+    assert!(message.contains("TENANCY_TEST_DATABASE_URL"), "{message}");
 }
 
 #[tokio::test]

@@ -11,6 +11,17 @@ pub(crate) struct Cli {
     #[arg(long, env = "DATABASE_URL", global = true, hide_env_values = true)]
     pub(crate) database_url: Option<String>,
 
+    /// Seconds to wait for the database to answer before giving up.
+    #[arg(
+        long,
+        env = "TENANCY_CONNECT_TIMEOUT",
+        global = true,
+        value_name = "SECONDS",
+        default_value_t = 5,
+        value_parser = clap::value_parser!(u16).range(1..=3600)
+    )]
+    pub(crate) connect_timeout: u16,
+
     /// How many tenants migrate or roll back at once.
     #[arg(long, global = true, value_parser = clap::value_parser!(u16).range(1..))]
     pub(crate) concurrency: Option<u16>,

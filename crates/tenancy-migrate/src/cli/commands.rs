@@ -1,8 +1,9 @@
 //! Each subcommand, on a fleet connected to the database.
 
 use std::io::Write;
+use std::time::Duration;
 
-use sea_orm::Database;
+use sea_orm::ConnectOptions;
 use sea_orm_migration::MigratorTrait;
 use tenancy_core::TenantId;
 
@@ -44,11 +45,17 @@ pub(super) async fn run<M: MigratorTrait, S: MigratorTrait>(
             "no database: pass --database-url or set DATABASE_URL",
         );
     };
-    let conn = match Database::connect(url.as_str()).await {
+    let timeout = cli.connect_timeout;
+    let mut options = ConnectOptions::new(url);
+    options.connect_timeout(Duration::from_secs(u64::from(timeout)));
+    let conn = match tenancy_sea_orm::connect(options).await {
         Ok(conn) => conn,
         Err(e) => {
-            let message = format!("cannot connect to the database: {e}; check --database-url");
-            return output::fail(err, Exit::Failure, &message);
+            let message = format!(
+                "{e}; set --database-url (or DATABASE_URL) to a reachable server, or raise \
+                 --connect-timeout (or TENANCY_CONNECT_TIMEOUT; now {timeout}s)"
+            );
+            return output::fail(err, Exit::Unavailable, &message);
         }
     };
     let mut config = FleetConfig::default();
@@ -56,8 +63,15 @@ pub(super) async fn run<M: MigratorTrait, S: MigratorTrait>(
         config = config.with_concurrency(usize::from(concurrency));
     }
     let fleet = TenantFleet::<M>::with_config(conn, config);
+    // A health check that could not run says nothing about the fleet's
+    // health: its own exit code, so monitors tell it from "unhealthy".
+    let is_health = matches!(cli.command, Command::Health { .. });
     let exit = match execute::<M, S>(&fleet, cli.command, out, err).await {
         Ok(exit) => exit,
+        Err(error) if is_health => {
+            output::error(err, &error);
+            Exit::Unavailable
+        }
         Err(error) => output::error(err, &error),
     };
     // Closing politely spares the server "connection reset" log lines.
@@ -94,12 +108,15 @@ async fn execute<M: MigratorTrait, S: MigratorTrait>(
         }
         Command::List { status, json } => {
             let filter = status.map_or(StatusFilter::All, StatusFilter::Only);
-            let records = fleet.list(filter).await?;
-            if json {
-                return Ok(output::json(out, err, &records));
-            }
-            output::table(out, &records);
-            Exit::Success
+            let list = fleet.list(filter).await?;
+            let exit = if json {
+                output::json(out, err, &list.tenants)
+            } else {
+                output::table(out, &list.tenants);
+                Exit::Success
+            };
+            // The rest is listed; each unreadable row is one error line.
+            output::corrupt(err, &list.corrupt).unwrap_or(exit)
         }
         Command::Suspend { id } => {
             fleet.suspend(&id).await?;
@@ -166,7 +183,8 @@ async fn execute<M: MigratorTrait, S: MigratorTrait>(
             let exit = if json {
                 output::json(out, err, &report)
             } else {
-                done(out, report.to_string())
+                // The report ends its own last line.
+                done(out, report.to_string().trim_end().to_owned())
             };
             if report.is_healthy() {
                 exit
@@ -218,7 +236,7 @@ async fn fleet_run<M: MigratorTrait>(
             exit = output::error(err, error);
         }
     }
-    Ok(exit)
+    Ok(output::corrupt(err, &report.corrupt).unwrap_or(exit))
 }
 
 async fn status<M: MigratorTrait>(
@@ -260,6 +278,9 @@ async fn status<M: MigratorTrait>(
             tenant.state,
             tenant.pending.len()
         );
+    }
+    for bad in &status.corrupt {
+        let _ = writeln!(out, "{bad}");
     }
     Ok(Exit::Success)
 }

@@ -6,7 +6,8 @@ use std::time::Duration;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::Exit;
-use crate::{Error, MigrateAll, MigrationEvent, TenantRecord};
+use crate::printable::printable;
+use crate::{CorruptRecord, Error, MigrateAll, MigrationEvent, TenantRecord};
 
 /// A clap outcome: `--help` and `--version` go to `out` and succeed; a usage
 /// error is one line on `err` and exit code 2.
@@ -70,13 +71,41 @@ fn hint(error: &Error) -> Option<String> {
         Error::Database { .. } => {
             "check --database-url (or DATABASE_URL) and that `install` has run".to_owned()
         }
+        Error::CorruptRegistry { .. } => "`list` shows every unreadable row".to_owned(),
         _ => return None,
     })
 }
 
-/// Server errors can span lines; the CLI promises one line per error.
+/// Server errors can span lines; the CLI promises one line per error, so
+/// whitespace runs become one space and any other control character is
+/// escaped.
 fn one_line(message: &str) -> String {
-    message.split_whitespace().collect::<Vec<_>>().join(" ")
+    message
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_debug().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
+/// One error line per unreadable registry row; `Some(Exit::Failure)` when
+/// there was any.
+pub(super) fn corrupt(err: &mut impl Write, rows: &[CorruptRecord]) -> Option<Exit> {
+    for row in rows {
+        fail(
+            err,
+            Exit::Failure,
+            &format!("{row}; fix or remove the row by hand"),
+        );
+    }
+    (!rows.is_empty()).then_some(Exit::Failure)
 }
 
 /// `value` as pretty JSON on `out`.
@@ -103,8 +132,8 @@ pub(super) fn table(out: &mut impl Write, records: &[TenantRecord]) {
                 r.id.to_string(),
                 r.schema.to_string(),
                 r.status.to_string(),
-                r.display_name.clone(),
-                r.domain.clone().unwrap_or_default(),
+                printable(&r.display_name).into_owned(),
+                printable(r.domain.as_deref().unwrap_or_default()).into_owned(),
             ]
         })
         .collect();

@@ -1,13 +1,13 @@
 //! Reading and changing one tenant's registry row: status, display name,
 //! domain. Each change is a single `UPDATE … RETURNING`.
 
-use sea_orm::{ConnectionTrait, Value};
+use sea_orm::{ConnectionTrait, DatabaseTransaction, Value};
 use sea_orm_migration::MigratorTrait;
 use tenancy_core::{TenantId, TenantStatus};
 use tracing::Instrument;
 
 use super::normalize_domain;
-use super::sql::{RECORD_COLUMNS, statement, tenant_err};
+use super::sql::{RECORD_COLUMNS, rollback, statement, tenant_err};
 use crate::pg::begin_read_committed;
 use crate::registry::record_from_row;
 use crate::{Error, TenantFleet, TenantRecord};
@@ -266,7 +266,12 @@ impl<M: MigratorTrait> TenantFleet<M> {
     /// `$2`, bound to `values`; every caller bumps `updated_at`), returning
     /// the row as it is now; `None` when `id` is not registered.
     ///
-    /// The outer `Result` is the statement's, the inner one reading the row.
+    /// In a transaction, and only on a row that validates before and after:
+    /// a row written by hand that does not is left exactly as it was (an
+    /// unknown status is not turned into a known one behind the owner's
+    /// back), and the inner `Err` says what is wrong with it.
+    ///
+    /// The outer `Result` is the statements', the inner one reading the row.
     ///
     /// Its own `READ COMMITTED` transaction: at `repeatable read` or
     /// `serializable`, an `UPDATE` that waited for a concurrent change of the
@@ -278,27 +283,45 @@ impl<M: MigratorTrait> TenantFleet<M> {
         values: impl IntoIterator<Item = Value>,
     ) -> Result<Option<Result<TenantRecord, Error>>, sea_orm::DbErr> {
         let txn = begin_read_committed(&self.conn, None).await?;
-        let row = txn
+        let result = self.update_row_in(&txn, id, set, values).await;
+        match result {
+            Ok(Some(Ok(record))) => {
+                txn.commit().await?;
+                Ok(Some(Ok(record)))
+            }
+            other => {
+                rollback(txn, id).await;
+                other
+            }
+        }
+    }
+
+    async fn update_row_in(
+        &self,
+        txn: &DatabaseTransaction,
+        id: &TenantId,
+        set: &str,
+        values: impl IntoIterator<Item = Value>,
+    ) -> Result<Option<Result<TenantRecord, Error>>, sea_orm::DbErr> {
+        let table = self.registry_table();
+        let before = txn
             .query_one_raw(statement(
-                format!(
-                    "UPDATE {} SET {set} WHERE tenant_id = $1 \
-                     RETURNING {RECORD_COLUMNS}",
-                    self.registry_table()
-                ),
+                format!("SELECT {RECORD_COLUMNS} FROM {table} WHERE tenant_id = $1 FOR UPDATE"),
+                [id.as_str().into()],
+            ))
+            .await?;
+        match before.as_ref().map(record_from_row) {
+            None => return Ok(None),
+            Some(Err(corrupt)) => return Ok(Some(Err(corrupt))),
+            Some(Ok(_)) => {}
+        }
+        let after = txn
+            .query_one_raw(statement(
+                format!("UPDATE {table} SET {set} WHERE tenant_id = $1 RETURNING {RECORD_COLUMNS}"),
                 std::iter::once(id.as_str().into()).chain(values),
             ))
-            .await;
-        let row = match row {
-            Ok(row) => row,
-            Err(err) => {
-                if let Err(rollback) = txn.rollback().await {
-                    tracing::debug!(error = %rollback, "rollback after a failed registry update failed");
-                }
-                return Err(err);
-            }
-        };
-        txn.commit().await?;
-        Ok(row.as_ref().map(record_from_row))
+            .await?;
+        Ok(after.as_ref().map(record_from_row))
     }
 }
 

@@ -17,21 +17,28 @@ use super::tenant::run_tenant;
 use crate::events::{MigrationEvent, Progress};
 use crate::migrator::migration_names;
 use crate::report::{Direction, FleetReport, TenantReport};
-use crate::{Error, StatusFilter, TenantFleet, TenantRecord};
+use crate::{CorruptRecord, Error, StatusFilter, TenantFleet, TenantList, TenantRecord};
 
 /// The tenants a fleet run covers, ordered by id: every tenant that is not
-/// soft-deleted (the ones status and health count), or only active ones.
+/// soft-deleted (the ones status and health count), or only active ones;
+/// and the registry rows that would be among them but do not validate.
 async fn fleet_members<M: MigratorTrait>(
     fleet: &TenantFleet<M>,
     only_active: bool,
-) -> Result<Vec<TenantRecord>, Error> {
-    let mut tenants = fleet.list(StatusFilter::All).await?;
-    tenants.retain(|t| match t.status {
+) -> Result<(Vec<TenantRecord>, Vec<CorruptRecord>), Error> {
+    let in_run = |status: TenantStatus| match status {
         TenantStatus::Active => true,
         TenantStatus::Suspended | TenantStatus::Provisioning => !only_active,
         _ => false,
-    });
-    Ok(tenants)
+    };
+    let TenantList {
+        mut tenants,
+        mut corrupt,
+        ..
+    } = fleet.list(StatusFilter::All).await?;
+    tenants.retain(|t| in_run(t.status));
+    corrupt.retain(|c| c.in_run(in_run));
+    Ok((tenants, corrupt))
 }
 
 pub(super) async fn run_fleet<M: MigratorTrait>(
@@ -42,7 +49,7 @@ pub(super) async fn run_fleet<M: MigratorTrait>(
 ) -> Result<FleetReport, Error> {
     let started = Instant::now();
     migration_names::<M>()?;
-    let tenants = fleet_members(fleet, options.only_active).await?;
+    let (tenants, corrupt) = fleet_members(fleet, options.only_active).await?;
     // One pass over every migrations table finds the tenants with nothing to
     // do, so they cost no transaction: a fleet with nothing pending migrates
     // in the time of a status check, not of one round trip set per tenant.
@@ -80,7 +87,7 @@ pub(super) async fn run_fleet<M: MigratorTrait>(
         .collect()
         .await;
     reports.sort_by(|a, b| a.tenant.cmp(&b.tenant));
-    let report = FleetReport::new(direction, reports, started.elapsed());
+    let report = FleetReport::new(direction, reports, corrupt, started.elapsed());
     if report.is_success() {
         tracing::info!(%report, "fleet run finished");
     } else {

@@ -14,8 +14,8 @@ use sea_orm_migration::MigratorTrait;
 use tenancy_core::{TableName, TenantStatus};
 
 use super::{FleetStatus, FleetTotals, SchemaState, TenantMigrationStatus};
-use crate::registry::record_from_row;
-use crate::{Error, TenantFleet, TenantRecord};
+use crate::registry::read_row;
+use crate::{CorruptRecord, Error, TenantFleet, TenantRecord};
 
 /// Tenant migrations tables read per statement by
 /// [`TenantFleet::fleet_status`]. Planning a `UNION ALL` grows faster than
@@ -44,7 +44,7 @@ pub(super) async fn read_fleet_status<M: MigratorTrait>(
                      LEFT JOIN pg_catalog.pg_namespace n ON n.nspname = t.schema_name::name \
                      LEFT JOIN pg_catalog.pg_class c \
                        ON c.relnamespace = n.oid AND c.relname = $1::name AND c.relkind = 'r' \
-                     WHERE t.status <> $2 \
+                     WHERE t.status IS DISTINCT FROM $2 \
                      ORDER BY t.tenant_id"
             ),
             [table.as_str().into(), TenantStatus::Deleted.as_str().into()],
@@ -53,11 +53,19 @@ pub(super) async fn read_fleet_status<M: MigratorTrait>(
         .map_err(db_err)?;
 
     let mut tenants = Vec::with_capacity(rows.len());
+    let mut corrupt = Vec::new();
     // Index in `tenants` by the OID of the tenant's migrations table.
     let mut by_table: HashMap<i64, usize> = HashMap::new();
     let mut to_read: Vec<String> = Vec::new();
     for row in &rows {
-        let record = record_from_row(row)?;
+        let record = match read_row(row) {
+            Ok(record) => record,
+            Err(bad) => {
+                bad.log();
+                corrupt.push(bad);
+                continue;
+            }
+        };
         let schema_exists: bool = row.try_get("", "schema_exists").map_err(db_err)?;
         let table_oid: Option<i64> = row.try_get("", "table_oid").map_err(db_err)?;
         let state = match (schema_exists, table_oid) {
@@ -97,7 +105,7 @@ pub(super) async fn read_fleet_status<M: MigratorTrait>(
         }
     }
 
-    Ok(summarise::<M>(tenants))
+    Ok(summarise::<M>(tenants, corrupt))
 }
 
 /// Runs one chunk of `UNION ALL` reads, over the simple query protocol when
@@ -135,6 +143,7 @@ async fn read_versions(
 /// Compares each tenant's recorded versions with `M`'s migrations.
 fn summarise<M: MigratorTrait>(
     tenants: Vec<(TenantRecord, SchemaState, Vec<String>)>,
+    corrupt: Vec<CorruptRecord>,
 ) -> FleetStatus {
     let migrations: Vec<String> = M::migrations()
         .iter()
@@ -147,6 +156,7 @@ fn summarise<M: MigratorTrait>(
         .collect();
     let mut totals = FleetTotals {
         tenants: tenants.len(),
+        corrupt: corrupt.len(),
         ..FleetTotals::default()
     };
     let mut tenants: Vec<TenantMigrationStatus> = tenants
@@ -197,6 +207,7 @@ fn summarise<M: MigratorTrait>(
     FleetStatus {
         migrations,
         tenants,
+        corrupt,
         totals,
     }
 }
