@@ -10,9 +10,11 @@
 //! acme cannot see globex's rows, migrates every tenant, and prints the
 //! fleet's health.
 
-#![allow(clippy::print_stdout, unreachable_pub)]
+#![allow(clippy::print_stdout, clippy::print_stderr, unreachable_pub)]
 // Migrations take `&SchemaManager` as sea-orm-migration documents them.
 #![allow(elided_lifetimes_in_paths)]
+
+use std::process::ExitCode;
 
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, Database, EntityTrait, PaginatorTrait,
@@ -125,8 +127,20 @@ async fn add_project(
     .await
 }
 
+/// Runs the walk-through; any error is printed as one line (its message,
+/// which says what to set), never as a Debug dump.
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+async fn main() -> ExitCode {
+    match run().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let test_db = TestDatabase::create().await?;
     println!(
         "PostgreSQL: {} (throwaway database {})",

@@ -2,7 +2,8 @@
 
 use std::time::Duration;
 
-use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbErr};
+use sea_orm::{ConnectOptions, ConnectionTrait, DatabaseConnection, DbErr};
+use tenancy_sea_orm::ConnectError;
 
 use crate::naming::quote_ident;
 
@@ -10,15 +11,16 @@ use crate::naming::quote_ident;
 const ADMIN_CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// One connection, never pooled across calls: a pool belongs to the tokio runtime that
-/// created it, and tests (and `Drop`) run on many different runtimes.
-pub(crate) async fn connect(server_url: &str) -> Result<DatabaseConnection, DbErr> {
+/// created it, and tests (and `Drop`) run on many different runtimes. A failure names the
+/// server's host:port and the cause (refused, unknown host, authentication, no answer).
+pub(crate) async fn connect(server_url: &str) -> Result<DatabaseConnection, ConnectError> {
     let mut opts = ConnectOptions::new(server_url);
     opts.max_connections(1)
         .min_connections(0)
         .connect_timeout(ADMIN_CONNECT_TIMEOUT)
         .acquire_timeout(ADMIN_CONNECT_TIMEOUT)
         .sqlx_logging(false);
-    Database::connect(opts).await
+    tenancy_sea_orm::connect(opts).await
 }
 
 /// `options` follow the name verbatim (empty, or ` TEMPLATE … ICU_LOCALE …`).

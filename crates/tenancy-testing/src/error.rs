@@ -1,6 +1,7 @@
 //! The one error type of the harness.
 
 use sea_orm::DbErr;
+use tenancy_sea_orm::ConnectError;
 
 /// Why no throwaway database could be provided (or removed).
 ///
@@ -12,25 +13,29 @@ pub enum HarnessError {
     #[error(
         "no PostgreSQL for tests: set TENANCY_TEST_DATABASE_URL=postgres://user:pass@host:port/db, \
          run a Docker engine, or start a local server at {local_url} \
-         (e.g. `pg_ctlcluster 15 main start`); connecting to the local server failed with: {source}"
+         (e.g. `pg_ctlcluster 15 main start`); the local server: {source}"
     )]
     NoServer {
         /// The local server URL that was tried last.
         local_url: String,
         /// Why the local server could not be reached.
         #[source]
-        source: DbErr,
+        source: ConnectError,
     },
 
     /// `TENANCY_TEST_DATABASE_URL` is set but its server does not answer. There is no
     /// fallback in that case: the user asked for that server.
-    #[error("TENANCY_TEST_DATABASE_URL={url} is set, but that server is unreachable: {source}")]
+    #[error(
+        "TENANCY_TEST_DATABASE_URL={url} is set, but that server is unreachable: {source}; \
+         point TENANCY_TEST_DATABASE_URL at a running server, or unset it to use Docker or \
+         the local server"
+    )]
     EnvUrlUnreachable {
         /// The URL from the environment.
         url: String,
         /// The connection error.
         #[source]
-        source: DbErr,
+        source: ConnectError,
     },
 
     /// A server URL is not a URL.
@@ -44,13 +49,13 @@ pub enum HarnessError {
     },
 
     /// Connecting to a server's maintenance database failed.
-    #[error("cannot connect to {url}: {source}")]
+    #[error("{source} (server {url})")]
     Connect {
         /// The server URL.
         url: String,
         /// The connection error.
         #[source]
-        source: DbErr,
+        source: ConnectError,
     },
 
     /// `CREATE DATABASE` failed.
