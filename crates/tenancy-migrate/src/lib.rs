@@ -93,6 +93,17 @@
 //! - Migrations that cannot run inside a transaction (`CREATE INDEX
 //!   CONCURRENTLY`) are not supported for tenants.
 //!
+//! - A registry row written by hand that does not validate (an invalid id
+//!   or schema name, an unknown or NULL status) is that tenant's problem:
+//!   [`list`](TenantFleet::list), [`migrate_all`](TenantFleet::migrate_all),
+//!   [`fleet_status`](TenantFleet::fleet_status) and
+//!   [`health`](TenantFleet::health) report it as a [`CorruptRecord`] and go
+//!   on with the others; a lifecycle call on it fails with
+//!   [`Error::CorruptRegistry`] and changes nothing.
+//! - Names read from the database are escaped in every `Display` of a report
+//!   (a schema called `"x\n0 tenants: healthy"` prints quoted, on its own
+//!   line), and server errors are shown without sqlx's ` at line N`.
+//!
 //! Two tenant ids that map to the same schema (`acme-corp`, `acme_corp`) are
 //! refused with [`Error::SchemaTaken`].
 

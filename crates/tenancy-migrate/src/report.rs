@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use tenancy_core::{SchemaName, TenantId};
 
+use crate::printable::printable_list;
 use crate::{CorruptRecord, Error};
 
 /// Which way a run moved the tenants' schemas.
@@ -181,7 +182,7 @@ impl fmt::Display for TenantReport {
                 "{}: {} {} ({:.2?})",
                 self.tenant,
                 self.direction.noun(),
-                self.applied.join(", "),
+                printable_list(&self.applied),
                 self.duration,
             ),
         }

@@ -293,3 +293,36 @@ async fn an_unreachable_database_is_one_line_naming_host_port_and_cause() {
         assert!(!err.contains("PoolTimedOut") && !err.contains("{"), "{err}");
     }
 }
+
+#[tokio::test]
+async fn an_unreadable_registry_row_is_one_error_line_and_the_rest_is_shown() -> TestResult {
+    let db = TestDatabase::create().await?;
+    let url = db.url().to_owned();
+    ok(&url, &["install"]).await;
+    ok(&url, &["create", "acme"]).await;
+    let conn = db.connect().await?;
+    conn.execute_unprepared(
+        "INSERT INTO public.tenants (tenant_id, schema_name, status) \
+         VALUES (E'evil\\nID SCHEMA', 'tenant_evil', 'active')",
+    )
+    .await?;
+    conn.close().await?;
+    // Each goes on with acme, and names the bad row, escaped.
+    for (args, rest) in [
+        (&["list"][..], "acme"),
+        (&["migrate"], "1 succeeded"),
+        (&["status"], "acme"),
+        (&["health"], "1 tenants"),
+    ] {
+        let (exit, out, err) = cli(&url, args).await;
+        assert_eq!(exit, Exit::Failure, "{args:?}: {out}{err}");
+        assert!(out.contains(rest), "{args:?}: {out}");
+        let both = format!("{out}{err}");
+        assert!(both.contains(r#""evil\nID SCHEMA""#), "{args:?}: {both}");
+        assert!(!both.lines().any(|l| l.starts_with("ID SCHEMA")), "{both}");
+    }
+    let (_, out, _) = cli(&url, &["list", "--json"]).await;
+    assert_eq!(ids(&serde_json::from_str(&out)?), ["acme"]);
+    db.close().await?;
+    Ok(())
+}

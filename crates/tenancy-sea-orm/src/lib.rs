@@ -109,6 +109,17 @@
 //! the connection is closed rather than pooled, and retrying the transaction
 //! succeeds.
 //!
+//! # Connecting, and errors shown to users
+//!
+//! [`connect`] opens the pool with a short connect timeout
+//! ([`DEFAULT_CONNECT_TIMEOUT`], 5 s, unless the options set one) and fails
+//! with a one-line [`ConnectError`] naming the server's `host:port` and the
+//! cause: connection refused, unknown host, authentication, unknown database
+//! or no answer. (`Database::connect` retries a refused connection for 30 s
+//! and then only says the pool timed out.) [`display_db_err`] shows a SeaORM
+//! error without the ` at line N` sqlx appends to server errors, a line of
+//! the server's C source.
+//!
 //! # Tracing
 //!
 //! Every transaction runs in a `tenant_transaction` span with `tenant` and

@@ -266,7 +266,8 @@ async fn status<M: MigratorTrait>(
     }
     let status = fleet.fleet_status().await?;
     if json {
-        return Ok(output::json(out, err, &status));
+        let exit = output::json(out, err, &status);
+        return Ok(output::corrupt(err, &status.corrupt).unwrap_or(exit));
     }
     let _ = writeln!(out, "{status}");
     for tenant in &status.tenants {
@@ -279,8 +280,5 @@ async fn status<M: MigratorTrait>(
             tenant.pending.len()
         );
     }
-    for bad in &status.corrupt {
-        let _ = writeln!(out, "{bad}");
-    }
-    Ok(Exit::Success)
+    Ok(output::corrupt(err, &status.corrupt).unwrap_or(Exit::Success))
 }
