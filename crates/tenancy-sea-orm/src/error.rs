@@ -3,6 +3,9 @@ use std::fmt;
 use sea_orm::DbErr;
 use tenancy_core::{SchemaName, TenantId, TenantScope, TenantStatus};
 
+// Server errors are shown without sqlx's ` at line N`.
+use crate::display_db_err;
+
 /// Which tenant an error is about: its id when the scope knows one, and its schema.
 ///
 /// ```
@@ -78,7 +81,10 @@ pub enum Error {
     },
 
     /// No connection could be had from the pool (timeout, closed pool, server down).
-    #[error("cannot open a transaction for {scope}: no database connection ({source})")]
+    #[error(
+        "cannot open a transaction for {scope}: no database connection ({})",
+        display_db_err(source)
+    )]
     Connection {
         /// The tenant.
         scope: ScopeLabel,
@@ -116,7 +122,7 @@ pub enum Error {
 
     /// `SET LOCAL ROLE` named a role that does not exist or that the
     /// connecting user is not a member of.
-    #[error("cannot switch to role {role} for {scope}: {source}")]
+    #[error("cannot switch to role {role} for {scope}: {}", display_db_err(source))]
     Role {
         /// The tenant.
         scope: ScopeLabel,
@@ -128,7 +134,7 @@ pub enum Error {
     },
 
     /// `BEGIN` or the scoping statements failed for another reason.
-    #[error("cannot begin a transaction for {scope}: {source}")]
+    #[error("cannot begin a transaction for {scope}: {}", display_db_err(source))]
     Begin {
         /// The tenant.
         scope: ScopeLabel,
@@ -138,7 +144,7 @@ pub enum Error {
     },
 
     /// `COMMIT` failed; the transaction was rolled back by the server.
-    #[error("commit failed for {scope}: {source}")]
+    #[error("commit failed for {scope}: {}", display_db_err(source))]
     Commit {
         /// The tenant.
         scope: ScopeLabel,
@@ -148,7 +154,7 @@ pub enum Error {
     },
 
     /// `ROLLBACK` failed (the connection is discarded, not returned to the pool).
-    #[error("rollback failed for {scope}: {source}")]
+    #[error("rollback failed for {scope}: {}", display_db_err(source))]
     Rollback {
         /// The tenant.
         scope: ScopeLabel,
