@@ -33,7 +33,7 @@
 //! names another tenant than the one the request addresses is refused with
 //! 403 — resolving a tenant is not authorization.
 
-#![allow(clippy::print_stdout, unreachable_pub)]
+#![allow(clippy::print_stdout, clippy::print_stderr, unreachable_pub)]
 // Migrations take `&SchemaManager` as sea-orm-migration documents them.
 #![allow(elided_lifetimes_in_paths)]
 
@@ -319,9 +319,22 @@ pub(crate) fn router(db: TenantDb) -> Router {
         .with_state(AppState { db, resolver })
 }
 
+/// Serves until Ctrl-C; any error is printed as one line (its message,
+/// which says what to set), never as a Debug dump.
 #[cfg_attr(test, allow(dead_code))]
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+async fn main() -> std::process::ExitCode {
+    match serve().await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg_attr(test, allow(dead_code))]
+async fn serve() -> Result<(), Box<dyn std::error::Error>> {
     let demo = setup().await?;
     println!(
         "PostgreSQL: {} ({})",

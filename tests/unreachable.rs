@@ -1,4 +1,4 @@
-//! The quickstart and the admin example against a database that is not
+//! The quickstart, the axum example and the admin example against a database that is not
 //! there: one line on stderr naming host:port, the cause and what to set,
 //! never a Debug dump, and `health`'s own "cannot check" exit code.
 #![cfg(feature = "cli")]
@@ -47,6 +47,20 @@ fn the_quickstart_says_in_one_line_what_to_set() {
     ] {
         assert!(err.contains(wanted), "{wanted}: {err}");
     }
+    assert!(!err.contains('{') && !err.contains("hunter2"), "{err}");
+}
+
+#[test]
+fn the_axum_example_says_in_one_line_what_to_set() {
+    let output = Command::new(example("axum_app"))
+        .env("TENANCY_TEST_DATABASE_URL", REFUSED)
+        .env("PORT", "0")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let err = stderr(&output);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("127.0.0.1:1: connection refused"), "{err}");
     assert!(!err.contains('{') && !err.contains("hunter2"), "{err}");
 }
 
