@@ -1,0 +1,285 @@
+//! How a transaction ends: a COMMIT the server answered with ROLLBACK, a
+//! callback error that must not be masked by a failed rollback, and a schema
+//! dropped behind the library's back.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use common::{
+    CANARY_TENANT, DEFAULT_SEARCH_PATH, TestResult, create_tenants, project, scalar, search_path,
+    setup,
+};
+use sea_orm::{
+    ActiveModelTrait as _, ConnectionTrait as _, DbErr, EntityTrait as _, Set, TransactionError,
+    TransactionTrait as _,
+};
+use tenancy_sea_orm::{TenantDb, TenantTransaction};
+
+async fn insert(txn: &TenantTransaction, tenant: &str, name: &str) -> Result<(), DbErr> {
+    project::ActiveModel {
+        tenant: Set(tenant.to_owned()),
+        name: Set(name.to_owned()),
+        code: Set(1),
+        ..Default::default()
+    }
+    .insert(txn)
+    .await
+    .map(drop)
+}
+
+/// Rows of `tenant_a.projects`, read unscoped.
+async fn rows_of_a(conn: &sea_orm::DatabaseConnection) -> Result<Vec<String>, DbErr> {
+    let rows = conn
+        .query_all_raw(common::stmt(
+            r#"SELECT name FROM "tenant_a".projects ORDER BY name"#,
+        ))
+        .await?;
+    rows.iter().map(|r| r.try_get_by_index(0)).collect()
+}
+
+/// A statement that fails on the server (and so aborts the transaction).
+const FAILING: &str = "SELECT 1 / 0";
+
+// ---------------------------------------------------------------------------
+// 3. A COMMIT that was a ROLLBACK
+// ---------------------------------------------------------------------------
+
+/// The callback swallows a statement's error and returns `Ok`: PostgreSQL
+/// answers the COMMIT with ROLLBACK, and the caller must not be told `Ok`.
+#[tokio::test]
+async fn closure_commit_answered_with_rollback_is_an_error() -> TestResult {
+    let (test_db, conn) = setup(1).await?;
+    let a = create_tenants(&conn, &["a"]).await?.remove(0);
+    let db = TenantDb::new(conn.clone())?;
+
+    let result = db
+        .transaction::<_, (), DbErr>(&a, |txn| {
+            Box::pin(async move {
+                insert(txn, "a", "lost").await?;
+                let swallowed = txn.execute_unprepared(FAILING).await;
+                assert!(swallowed.is_err());
+                Ok(())
+            })
+        })
+        .await;
+    assert!(
+        result.is_err(),
+        "the COMMIT was answered with ROLLBACK, yet the caller got Ok"
+    );
+    assert!(rows_of_a(&conn).await?.is_empty());
+
+    // The pool's one connection is clean and serves the next transaction.
+    db.transaction::<_, (), DbErr>(&a, |txn| {
+        Box::pin(async move { insert(txn, "a", "kept").await })
+    })
+    .await?;
+    assert_eq!(rows_of_a(&conn).await?, ["kept"]);
+    assert_eq!(search_path(&conn).await?, DEFAULT_SEARCH_PATH);
+    drop(db);
+    common::finish(test_db, vec![conn]).await
+}
+
+/// The same through `begin` / `commit`.
+#[tokio::test]
+async fn explicit_commit_answered_with_rollback_is_an_error() -> TestResult {
+    let (test_db, conn) = setup(1).await?;
+    let a = create_tenants(&conn, &["a"]).await?.remove(0);
+    let db = TenantDb::new(conn.clone())?;
+
+    let txn = db.begin(&a).await?;
+    insert(&txn, "a", "lost").await?;
+    assert!(txn.execute_unprepared(FAILING).await.is_err());
+    let committed = txn.commit().await;
+    assert!(
+        committed.is_err(),
+        "commit() answered with ROLLBACK returned Ok"
+    );
+    assert!(rows_of_a(&conn).await?.is_empty());
+
+    let txn = db.begin(&a).await?;
+    insert(&txn, "a", "kept").await?;
+    txn.commit().await?;
+    assert_eq!(rows_of_a(&conn).await?, ["kept"]);
+    assert_eq!(search_path(&conn).await?, DEFAULT_SEARCH_PATH);
+    drop(db);
+    common::finish(test_db, vec![conn]).await
+}
+
+/// A failure inside a savepoint aborts only the savepoint: its commit is
+/// refused, and the enclosing transaction goes on and commits its own work.
+#[tokio::test]
+async fn savepoint_commit_after_a_failure_is_refused_and_the_outer_goes_on() -> TestResult {
+    let (test_db, conn) = setup(1).await?;
+    let a = create_tenants(&conn, &["a"]).await?.remove(0);
+    let db = TenantDb::new(conn.clone())?;
+
+    let txn = db.begin(&a).await?;
+    insert(&txn, "a", "outer").await?;
+    let savepoint = txn.begin().await?;
+    insert(&savepoint, "a", "inner, lost").await?;
+    assert!(savepoint.execute_unprepared(FAILING).await.is_err());
+    assert!(
+        savepoint.commit().await.is_err(),
+        "releasing an aborted savepoint must fail"
+    );
+    // The outer transaction is usable again and commits its own row.
+    insert(&txn, "a", "outer, after").await?;
+    txn.commit().await?;
+    assert_eq!(rows_of_a(&conn).await?, ["outer", "outer, after"]);
+
+    // The closure form of a savepoint says the same.
+    let txn = db.begin(&a).await?;
+    let nested = txn
+        .transaction::<_, (), DbErr>(|sp| {
+            Box::pin(async move {
+                insert(sp, "a", "nested, lost").await?;
+                let _ = sp.execute_unprepared(FAILING).await;
+                Ok(())
+            })
+        })
+        .await;
+    assert!(nested.is_err(), "an aborted nested transaction returned Ok");
+    txn.commit().await?;
+    assert_eq!(rows_of_a(&conn).await?, ["outer", "outer, after"]);
+
+    // A savepoint rolled back after a failure leaves the outer transaction
+    // healthy: its commit is a real COMMIT.
+    let txn = db.begin(&a).await?;
+    let savepoint = txn.begin().await?;
+    assert!(savepoint.execute_unprepared(FAILING).await.is_err());
+    savepoint.rollback().await?;
+    insert(&txn, "a", "after a rolled-back savepoint").await?;
+    txn.commit().await?;
+    assert_eq!(
+        rows_of_a(&conn).await?,
+        ["after a rolled-back savepoint", "outer", "outer, after"]
+    );
+    assert_eq!(search_path(&conn).await?, DEFAULT_SEARCH_PATH);
+    drop(db);
+    common::finish(test_db, vec![conn]).await
+}
+
+// ---------------------------------------------------------------------------
+// 4. The callback's error is not masked by a failed rollback
+// ---------------------------------------------------------------------------
+
+#[derive(Debug)]
+enum AppError {
+    Mine(&'static str),
+    Scope(tenancy_sea_orm::Error),
+}
+
+impl From<tenancy_sea_orm::Error> for AppError {
+    fn from(err: tenancy_sea_orm::Error) -> Self {
+        Self::Scope(err)
+    }
+}
+
+impl std::fmt::Display for AppError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{self:?}")
+    }
+}
+
+/// Kills the backend of the transaction's own connection.
+async fn kill_own_backend(txn: &TenantTransaction) {
+    let killed = txn
+        .execute_unprepared("SELECT pg_terminate_backend(pg_backend_pid())")
+        .await;
+    assert!(killed.is_err(), "the backend survived: {killed:?}");
+}
+
+#[tokio::test]
+async fn callback_error_survives_a_rollback_on_a_dead_connection() -> TestResult {
+    let (test_db, conn) = setup(2).await?;
+    let a = create_tenants(&conn, &["a"]).await?.remove(0);
+    let db = TenantDb::new(conn.clone())?;
+
+    let result = db
+        .transaction::<_, (), AppError>(&a, |txn| {
+            Box::pin(async move {
+                kill_own_backend(txn).await;
+                Err(AppError::Mine("the callback's own error"))
+            })
+        })
+        .await;
+    match result {
+        Err(AppError::Mine(msg)) => assert_eq!(msg, "the callback's own error"),
+        other => panic!("expected the callback's error, got {other:?}"),
+    }
+
+    // The same for a nested transaction (a savepoint) whose connection dies.
+    let txn = db.begin(&a).await?;
+    let nested = txn
+        .transaction::<_, (), AppError>(|sp| {
+            Box::pin(async move {
+                kill_own_backend(sp).await;
+                Err(AppError::Mine("nested"))
+            })
+        })
+        .await;
+    match nested {
+        Err(TransactionError::Transaction(AppError::Mine("nested"))) => {}
+        other => panic!("expected the nested callback's error, got {other:?}"),
+    }
+    assert!(txn.rollback().await.is_err(), "the connection is dead");
+
+    // The pool recovers.
+    db.transaction::<_, (), DbErr>(&a, |txn| {
+        Box::pin(async move { insert(txn, "a", "after").await })
+    })
+    .await?;
+    assert_eq!(rows_of_a(&conn).await?, ["after"]);
+    drop(db);
+    common::finish(test_db, vec![conn]).await
+}
+
+// ---------------------------------------------------------------------------
+// 5. A schema dropped behind the library's back
+// ---------------------------------------------------------------------------
+
+/// Another process drops the tenant's schema while this `TenantDb` has
+/// already used it: the very next transaction must be refused, in default
+/// and in strict mode, and nothing may reach `public.projects`.
+#[tokio::test]
+async fn schema_dropped_behind_the_librarys_back_is_refused_at_once() -> TestResult {
+    let (test_db, conn) = setup(2).await?;
+    let a = create_tenants(&conn, &["a"]).await?.remove(0);
+    let other = common::connect(&test_db, 1).await?;
+    let db = TenantDb::new(conn.clone())?;
+    let strict = TenantDb::new(conn.clone())?.strict();
+    for handle in [&db, &strict] {
+        let txn = handle.begin(&a).await?;
+        insert(&txn, "a", "before").await?;
+        txn.commit().await?;
+    }
+
+    other
+        .execute_unprepared(r#"DROP SCHEMA "tenant_a" CASCADE"#)
+        .await?;
+
+    for (mode, handle) in [("default", &db), ("strict", &strict)] {
+        let written = handle
+            .transaction::<_, (), DbErr>(&a, |txn| {
+                Box::pin(async move { insert(txn, "a", "must not land in public").await })
+            })
+            .await;
+        assert!(
+            written.is_err(),
+            "{mode} mode: a transaction on a dropped schema succeeded"
+        );
+        let begun = handle.begin(&a).await;
+        assert!(
+            begun.is_err(),
+            "{mode} mode: begin on a dropped schema succeeded"
+        );
+    }
+    let public = project::Entity::find().all(&conn).await?;
+    assert_eq!(public.len(), 1, "rows reached public: {public:?}");
+    assert_eq!(public[0].tenant, CANARY_TENANT);
+    assert_eq!(search_path(&conn).await?, DEFAULT_SEARCH_PATH);
+    let _: i32 = scalar(&conn, "SELECT 1").await?;
+    drop((db, strict));
+    common::finish(test_db, vec![conn, other]).await
+}
