@@ -35,6 +35,10 @@ pub(crate) struct ScopedConnection {
     /// retried transparently by beginning again.
     pub(crate) fresh: bool,
     pub(crate) begin_sql: SqlStr,
+    /// The server error that aborted the innermost open level (transaction
+    /// or savepoint), if one did: PostgreSQL then ignores everything but a
+    /// rollback, and answers COMMIT with ROLLBACK (sqlx hides that answer).
+    pub(crate) failure: Option<DbErr>,
 }
 
 impl ScopedConnection {
@@ -47,6 +51,7 @@ impl ScopedConnection {
             discard: true,
             fresh: true,
             begin_sql: AssertSqlSafe(begin_sql).into_sql_str(),
+            failure: None,
         };
         match PgTransactionManager::begin(&mut scoped.conn, Some(scoped.begin_sql.clone())).await {
             Ok(()) => {
@@ -55,6 +60,11 @@ impl ScopedConnection {
             }
             Err(err) => Err((scoped, err)),
         }
+    }
+
+    /// Records a statement's error (see [`note_failure`]).
+    pub(crate) fn note_failure(&mut self, err: &DbErr) {
+        note_failure(&mut self.failure, err);
     }
 
     pub(crate) fn depth(&self) -> usize {
@@ -89,6 +99,24 @@ impl ScopedConnection {
             self.discard = true;
         }
         result
+    }
+}
+
+/// Records a statement's error in `failure` if it aborted the transaction.
+/// Every error the server raises inside a transaction block aborts the
+/// innermost level, and a lost connection aborts it all; client-side errors
+/// (encoding a value, decoding a row) leave the transaction as it was.
+pub(crate) fn note_failure(failure: &mut Option<DbErr>, err: &DbErr) {
+    let aborts = match err {
+        DbErr::Exec(RuntimeErr::SqlxError(e))
+        | DbErr::Query(RuntimeErr::SqlxError(e))
+        | DbErr::Conn(RuntimeErr::SqlxError(e)) => {
+            matches!(**e, sqlx::Error::Database(_) | sqlx::Error::Io(_))
+        }
+        _ => false,
+    };
+    if aborts && failure.is_none() {
+        *failure = Some(err.clone());
     }
 }
 

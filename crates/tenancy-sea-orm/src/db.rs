@@ -349,7 +349,11 @@ impl TenantDb {
     /// ```
     ///
     /// # Errors
-    /// The callback's error, or the scoping or commit error converted into `E`.
+    /// The callback's error (even when the rollback after it fails, say on a
+    /// lost connection: that failure is logged), or the scoping or commit
+    /// error converted into `E`. When the callback returns `Ok` after a
+    /// statement failed (its error ignored), PostgreSQL cannot commit:
+    /// [`Error::CommitRolledBack`], nothing was saved.
     pub async fn transaction<F, T, E>(
         &self,
         scope: &(impl TenantScope + ?Sized),
@@ -364,19 +368,13 @@ impl TenantDb {
         E: From<Error> + Send,
     {
         let txn = self.begin(scope).await?;
-        let result = callback(&txn).await;
-        let scope = txn.scope().clone();
-        match result {
+        match callback(&txn).await {
             Ok(value) => {
-                txn.commit()
-                    .await
-                    .map_err(|source| Error::Commit { scope, source })?;
+                txn.end(true).await?;
                 Ok(value)
             }
             Err(err) => {
-                txn.rollback()
-                    .await
-                    .map_err(|source| Error::Rollback { scope, source })?;
+                txn.rollback_after_error().await;
                 Err(err)
             }
         }

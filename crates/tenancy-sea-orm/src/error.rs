@@ -3,8 +3,10 @@ use std::fmt;
 use sea_orm::DbErr;
 use tenancy_core::{SchemaName, TenantId, TenantScope, TenantStatus};
 
+use crate::carried;
 // Server errors are shown without sqlx's ` at line N`.
 use crate::display_db_err;
+use crate::retry::FailureKind;
 
 /// Which tenant an error is about: its id when the scope knows one, and its schema.
 ///
@@ -143,12 +145,33 @@ pub enum Error {
         source: DbErr,
     },
 
-    /// `COMMIT` failed; the transaction was rolled back by the server.
+    /// `COMMIT` failed. When the server refused it (a deferred constraint, a
+    /// serialization failure) the transaction was rolled back; when the
+    /// connection was lost while the COMMIT was in flight, nobody knows
+    /// whether it committed: see [`Error::commit_outcome_unknown`].
     #[error("commit failed for {scope}: {}", display_db_err(source))]
     Commit {
         /// The tenant.
         scope: ScopeLabel,
         /// The server's error.
+        #[source]
+        source: DbErr,
+    },
+
+    /// A statement of the transaction failed on the server and the caller went
+    /// on to commit anyway (the statement's error was ignored): PostgreSQL
+    /// answers such a COMMIT with ROLLBACK, so nothing of the transaction was
+    /// saved. `source` is the statement's error.
+    #[error(
+        "the transaction for {scope} was rolled back, not committed: a statement in it failed \
+         ({}) and its error was ignored; nothing of the transaction was saved. Return the \
+         statement's error instead of ignoring it, or run statements that may fail inside a \
+         nested transaction (a savepoint) and roll that back"
+    )]
+    CommitRolledBack {
+        /// The tenant.
+        scope: ScopeLabel,
+        /// The error of the statement that aborted the transaction.
         #[source]
         source: DbErr,
     },
@@ -210,11 +233,99 @@ impl Error {
             | Self::Role { scope, .. }
             | Self::Begin { scope, .. }
             | Self::Commit { scope, .. }
+            | Self::CommitRolledBack { scope, .. }
             | Self::Rollback { scope, .. } => scope.tenant.as_ref(),
             Self::UnknownTenant { tenant }
             | Self::Inaccessible { tenant, .. }
             | Self::Registry { tenant, .. } => Some(tenant),
         }
+    }
+}
+
+impl Error {
+    /// What kind of failure this is, for deciding whether to run the
+    /// transaction again (see [`FailureKind`]). Scoping refusals (unknown
+    /// tenant, missing schema, role) are [`FailureKind::Other`].
+    ///
+    /// ```
+    /// use tenancy_sea_orm::{Error, FailureKind};
+    /// let err = Error::UnknownTenant { tenant: "acme".parse()? };
+    /// assert_eq!(err.kind(), FailureKind::Other);
+    /// # Ok::<(), tenancy_core::Error>(())
+    /// ```
+    #[must_use]
+    pub fn kind(&self) -> FailureKind {
+        match self {
+            Self::Connection { source, .. }
+            | Self::Begin { source, .. }
+            | Self::Commit { source, .. }
+            | Self::CommitRolledBack { source, .. }
+            | Self::Rollback { source, .. } => FailureKind::of(source),
+            Self::Registry {
+                source: Some(source),
+                ..
+            } => FailureKind::of(source),
+            _ => FailureKind::Other,
+        }
+    }
+
+    /// Whether running the whole transaction again is expected to succeed
+    /// (`self.kind().is_retryable()`). Mind
+    /// [`commit_outcome_unknown`](Self::commit_outcome_unknown) first.
+    ///
+    /// ```
+    /// let err = tenancy_sea_orm::Error::UnknownTenant { tenant: "acme".parse()? };
+    /// assert!(!err.is_retryable());
+    /// # Ok::<(), tenancy_core::Error>(())
+    /// ```
+    #[must_use]
+    pub fn is_retryable(&self) -> bool {
+        self.kind().is_retryable()
+    }
+
+    /// Whether nobody knows if the transaction committed: the connection was
+    /// lost while `COMMIT` was in flight, and the server may have committed
+    /// just before. Check (by a unique key, an idempotency token) before
+    /// running the transaction again, or make it idempotent.
+    ///
+    /// Every other error of a transaction means it did not commit.
+    ///
+    /// ```
+    /// let err = tenancy_sea_orm::Error::UnknownTenant { tenant: "acme".parse()? };
+    /// assert!(!err.commit_outcome_unknown());
+    /// # Ok::<(), tenancy_core::Error>(())
+    /// ```
+    #[must_use]
+    pub fn commit_outcome_unknown(&self) -> bool {
+        matches!(self, Self::Commit { source, .. } if FailureKind::of(source) == FailureKind::ConnectionLost)
+    }
+
+    /// The tenancy error a SeaORM error carries, if any. Methods whose
+    /// signature SeaORM fixes return [`DbErr`]; for
+    /// [`TenantTransaction::commit`](crate::TenantTransaction::commit) this
+    /// recovers [`Error::CommitRolledBack`].
+    ///
+    /// ```
+    /// use sea_orm::ConnectionTrait;
+    /// use tenancy_sea_orm::Error;
+    ///
+    /// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let test_db = tenancy_testing::TestDatabase::create().await?;
+    /// # let conn = test_db.connect().await?;
+    /// # conn.execute_unprepared("CREATE SCHEMA tenant_acme").await?;
+    /// # let db = tenancy_sea_orm::TenantDb::new(conn.clone())?;
+    /// # let acme = tenancy_core::Tenant::from_id("acme".parse()?)?;
+    /// let txn = db.begin(&acme).await?;
+    /// let _ignored = txn.execute_unprepared("SELECT 1 / 0").await; // aborts the transaction
+    /// let err = txn.commit().await.unwrap_err();
+    /// assert!(matches!(Error::in_db_err(&err), Some(Error::CommitRolledBack { .. })));
+    /// # conn.close().await?;
+    /// # test_db.close().await?;
+    /// # Ok(()) }
+    /// ```
+    #[must_use]
+    pub fn in_db_err(err: &DbErr) -> Option<&Self> {
+        carried::find(err)
     }
 }
 
@@ -224,6 +335,7 @@ impl From<Error> for DbErr {
             // Keep the server's error where there is one, so `DbErr::sql_err()` and
             // SQLSTATE checks still work on it; the tenant is in the span.
             Error::Commit { source, .. } | Error::Rollback { source, .. } => source,
+            rolled_back @ Error::CommitRolledBack { .. } => carried::into_db_err(rolled_back),
             other => DbErr::Custom(other.to_string()),
         }
     }

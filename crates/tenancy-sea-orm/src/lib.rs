@@ -125,12 +125,14 @@
 //! Every transaction runs in a `tenant_transaction` span with `tenant` and
 //! `schema` fields.
 
+mod carried;
 mod connect;
 mod connection;
 mod db;
 mod error;
 mod options;
 mod registry;
+mod retry;
 mod server_error;
 mod transaction;
 
@@ -140,5 +142,6 @@ pub use db::TenantDb;
 pub use error::{Error, ScopeLabel};
 pub use options::ScopeOptions;
 pub use registry::{RegistryConfig, RegistryEntry, TenantRegistry};
+pub use retry::{FailureKind, is_retryable};
 pub use server_error::display_db_err;
 pub use transaction::TenantTransaction;

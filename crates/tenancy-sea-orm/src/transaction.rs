@@ -20,9 +20,10 @@ use tokio::sync::Mutex;
 use tracing::Instrument as _;
 
 use crate::connection::{
-    PgTransactionManager, ScopedConnection, exec_err, is_stale_plan, query_err, sqlx_query,
+    PgTransactionManager, ScopedConnection, exec_err, is_stale_plan, note_failure, query_err,
+    sqlx_query,
 };
-use crate::error::ScopeLabel;
+use crate::error::{Error, ScopeLabel};
 
 /// A transaction pinned to one tenant's schema.
 ///
@@ -118,10 +119,19 @@ impl TenantTransaction {
     /// ```
     ///
     /// # Errors
-    /// The server's error, as [`DbErr`]; the transaction is then rolled back
-    /// and the connection discarded rather than returned to the pool.
-    pub async fn commit(mut self) -> Result<(), DbErr> {
-        self.finish(true).await
+    /// When a statement of this transaction (or savepoint) failed, whether
+    /// or not its error was handled, PostgreSQL cannot commit it: it is rolled
+    /// back and the error carries [`Error::CommitRolledBack`] (get it with
+    /// [`Error::in_db_err`]; its SQLSTATE is the failed statement's).
+    /// A savepoint rolled back this way leaves the enclosing transaction
+    /// usable.
+    ///
+    /// Otherwise the server's error, as [`DbErr`]; the transaction is then
+    /// rolled back and the connection discarded rather than returned to the
+    /// pool. If the connection was lost during the COMMIT, the outcome is
+    /// unknown: see [`FailureKind`](crate::FailureKind).
+    pub async fn commit(self) -> Result<(), DbErr> {
+        self.end(true).await.map_err(DbErr::from)
     }
 
     /// Rolls the transaction back (or back to the savepoint, when nested).
@@ -149,28 +159,62 @@ impl TenantTransaction {
     ///
     /// # Errors
     /// The server's error, as [`DbErr`]; the connection is then discarded.
-    pub async fn rollback(mut self) -> Result<(), DbErr> {
-        self.finish(false).await
+    pub async fn rollback(self) -> Result<(), DbErr> {
+        self.end(false).await.map_err(DbErr::from)
     }
 
-    async fn finish(&mut self, commit: bool) -> Result<(), DbErr> {
+    /// Ends the transaction (or savepoint) and says exactly what happened.
+    pub(crate) async fn end(mut self, commit: bool) -> Result<(), Error> {
+        self.finish(commit).await
+    }
+
+    /// Rolls back after the caller's own error, which is what the caller
+    /// needs to see: a failed rollback (most often the same lost connection)
+    /// is logged, not returned. The server rolls back a transaction whose
+    /// connection is gone, and a connection whose rollback failed is closed
+    /// rather than pooled.
+    pub(crate) async fn rollback_after_error(self) {
+        let span = self.span.clone();
+        if let Err(err) = self.end(false).await {
+            tracing::warn!(
+                parent: &span,
+                error = %err,
+                "rollback after the callback's error failed; returning the callback's error, \
+                 the connection is closed rather than reused"
+            );
+        }
+    }
+
+    async fn finish(&mut self, commit: bool) -> Result<(), Error> {
         let span = self.span.clone();
         let mut guard = self.conn.lock().await;
         // Whatever happens now, Drop must not queue another rollback.
         self.open = false;
+        let scope = (*self.scope).clone();
         if guard.depth() != self.depth {
             // A nested transaction is still open above this one: COMMIT here
             // would only release the savepoint, and dropping the savepoint
             // later would undo everything. Closing the connection rolls it
             // all back on the server, which is at least what it says.
             guard.discard = true;
-            return Err(DbErr::Custom(format!(
+            let source = DbErr::Custom(format!(
                 "cannot finish the transaction for {} while a nested transaction (savepoint) \
                  opened from it is still open; finish that first. Everything was rolled back",
                 self.scope
-            )));
+            ));
+            return Err(if commit {
+                Error::Commit { scope, source }
+            } else {
+                Error::Rollback { scope, source }
+            });
         }
-        let result = if commit {
+        // A level that a failed statement aborted cannot commit: PostgreSQL
+        // answers its COMMIT with ROLLBACK (and its RELEASE SAVEPOINT with an
+        // error), and sqlx reports the former as success. Roll it back
+        // instead, and say so.
+        let failure = guard.failure.take();
+        let committing = commit && failure.is_none();
+        let result = if committing {
             PgTransactionManager::commit(&mut guard.conn)
                 .instrument(span)
                 .await
@@ -179,12 +223,30 @@ impl TenantTransaction {
                 .instrument(span)
                 .await
         };
-        // Whatever happened, Drop must not queue another rollback.
-        self.open = false;
-        result.map_err(|err| {
+        let result = result.map_err(exec_err);
+        if let Err(err) = &result {
             guard.discard = true;
-            exec_err(err)
-        })
+            // The enclosing level (if any) is in an unknown state: it must
+            // not commit as if nothing happened.
+            guard.failure = Some(failure.clone().unwrap_or_else(|| err.clone()));
+        }
+        match (failure, result) {
+            (Some(source), result) if commit => {
+                if let Err(err) = result {
+                    tracing::warn!(
+                        parent: &self.span,
+                        error = %err,
+                        "rolling back the aborted transaction for {} failed; the connection is \
+                         closed rather than reused",
+                        self.scope
+                    );
+                }
+                Err(Error::CommitRolledBack { scope, source })
+            }
+            (_, Ok(())) => Ok(()),
+            (_, Err(source)) if committing => Err(Error::Commit { scope, source }),
+            (_, Err(source)) => Err(Error::Rollback { scope, source }),
+        }
     }
 
     /// Opens a savepoint sharing this transaction's connection and scope.
@@ -218,15 +280,16 @@ impl TenantTransaction {
         T: Send,
         E: fmt::Display + fmt::Debug + Send,
     {
-        let result = callback(&self).await.map_err(TransactionError::Transaction);
-        if result.is_ok() {
-            self.commit().await.map_err(TransactionError::Connection)?;
-        } else {
-            self.rollback()
-                .await
-                .map_err(TransactionError::Connection)?;
+        match callback(&self).await {
+            Ok(value) => {
+                self.commit().await.map_err(TransactionError::Connection)?;
+                Ok(value)
+            }
+            Err(err) => {
+                self.rollback_after_error().await;
+                Err(TransactionError::Transaction(err))
+            }
         }
-        result
     }
 }
 
@@ -260,7 +323,9 @@ macro_rules! run_statement {
                 if is_stale_plan(&err) {
                     guard.discard = true;
                 }
-                Err($map_err(err))
+                let err = $map_err(err);
+                guard.note_failure(&err);
+                Err(err)
             }
         }
     }};
@@ -347,7 +412,11 @@ impl StreamTrait for TenantTransaction {
                         // cannot be replayed; a retry on a fresh connection can.
                         scoped.discard = true;
                     }
-                    yield row.map(QueryResult::from).map_err(query_err);
+                    let row = row.map(QueryResult::from).map_err(query_err);
+                    if let Err(err) = &row {
+                        note_failure(&mut scoped.failure, err);
+                    }
+                    yield row;
                 }
             };
             Ok(rows.boxed())
@@ -450,6 +519,8 @@ impl Drop for TenantTransaction {
             // the pool's check when it is returned) sends it first.
             Ok(mut guard) if guard.depth() == self.depth => {
                 PgTransactionManager::start_rollback(&mut guard.conn);
+                // Whatever failed in this level is rolled back with it.
+                guard.failure = None;
             }
             // A savepoint above this level is still open: a queued rollback
             // would undo the wrong level. Close the connection instead.

@@ -14,7 +14,7 @@ use sea_orm::{
     ActiveModelTrait as _, ConnectionTrait as _, DbErr, EntityTrait as _, Set, TransactionError,
     TransactionTrait as _,
 };
-use tenancy_sea_orm::{TenantDb, TenantTransaction};
+use tenancy_sea_orm::{Error, FailureKind, TenantDb, TenantTransaction, is_retryable};
 
 async fn insert(txn: &TenantTransaction, tenant: &str, name: &str) -> Result<(), DbErr> {
     project::ActiveModel {
@@ -54,20 +54,52 @@ async fn closure_commit_answered_with_rollback_is_an_error() -> TestResult {
     let db = TenantDb::new(conn.clone())?;
 
     let result = db
-        .transaction::<_, (), DbErr>(&a, |txn| {
+        .transaction::<_, (), Error>(&a, |txn| {
             Box::pin(async move {
-                insert(txn, "a", "lost").await?;
+                insert(txn, "a", "lost").await.unwrap();
                 let swallowed = txn.execute_unprepared(FAILING).await;
                 assert!(swallowed.is_err());
                 Ok(())
             })
         })
         .await;
-    assert!(
-        result.is_err(),
-        "the COMMIT was answered with ROLLBACK, yet the caller got Ok"
-    );
+    match result {
+        Err(err @ Error::CommitRolledBack { .. }) => {
+            assert_eq!(err.tenant(), Some(a.id()));
+            let msg = err.to_string();
+            assert!(
+                msg.contains("tenant a") && msg.contains("division by zero"),
+                "{msg}"
+            );
+            assert!(
+                !err.is_retryable(),
+                "dividing by zero again would fail again"
+            );
+            assert!(!err.commit_outcome_unknown());
+        }
+        other => panic!("expected Error::CommitRolledBack, got {other:?}"),
+    }
     assert!(rows_of_a(&conn).await?.is_empty());
+
+    // The same with `DbErr` as the callback's error type.
+    let result = db
+        .transaction::<_, (), DbErr>(&a, |txn| {
+            Box::pin(async move {
+                let _ = txn.execute_unprepared(FAILING).await;
+                Ok(())
+            })
+        })
+        .await;
+    let err = result.expect_err("the COMMIT was answered with ROLLBACK, yet the caller got Ok");
+    assert!(
+        matches!(Error::in_db_err(&err), Some(Error::CommitRolledBack { .. })),
+        "{err:?}"
+    );
+    assert_eq!(
+        common::sqlstate(&err).as_deref(),
+        Some("22012"),
+        "the statement's SQLSTATE"
+    );
 
     // The pool's one connection is clean and serves the next transaction.
     db.transaction::<_, (), DbErr>(&a, |txn| {
@@ -90,11 +122,54 @@ async fn explicit_commit_answered_with_rollback_is_an_error() -> TestResult {
     let txn = db.begin(&a).await?;
     insert(&txn, "a", "lost").await?;
     assert!(txn.execute_unprepared(FAILING).await.is_err());
-    let committed = txn.commit().await;
+    let err = txn
+        .commit()
+        .await
+        .expect_err("commit() answered with ROLLBACK returned Ok");
+    match Error::in_db_err(&err) {
+        Some(Error::CommitRolledBack { scope, source }) => {
+            assert_eq!(scope.tenant.as_ref(), Some(a.id()));
+            assert_eq!(common::sqlstate(source).as_deref(), Some("22012"));
+        }
+        other => panic!("expected Error::CommitRolledBack inside {err:?}, got {other:?}"),
+    }
     assert!(
-        committed.is_err(),
-        "commit() answered with ROLLBACK returned Ok"
+        err.to_string().contains("rolled back, not committed"),
+        "{err}"
     );
+    assert!(!is_retryable(&err));
+
+    // A swallowed serialization failure makes the transaction worth retrying.
+    let txn = db.begin(&a).await?;
+    let raised = txn
+        .execute_unprepared(
+            "DO $$ BEGIN RAISE EXCEPTION 'conflict' USING ERRCODE = '40001'; END $$",
+        )
+        .await;
+    assert_eq!(
+        FailureKind::of(&raised.unwrap_err()),
+        FailureKind::SerializationFailure
+    );
+    let err = txn.commit().await.unwrap_err();
+    assert_eq!(FailureKind::of(&err), FailureKind::SerializationFailure);
+    assert!(is_retryable(&err));
+
+    // Deadlocks are retryable, other errors of the same class are not.
+    for (code, kind) in [
+        ("40P01", FailureKind::Deadlock),
+        ("40002", FailureKind::Other),
+        ("0A000", FailureKind::Other), // not a stale plan: nothing to re-prepare
+    ] {
+        let txn = db.begin(&a).await?;
+        let err = txn
+            .execute_unprepared(&format!(
+                "DO $$ BEGIN RAISE EXCEPTION 'raised' USING ERRCODE = '{code}'; END $$"
+            ))
+            .await
+            .unwrap_err();
+        assert_eq!(FailureKind::of(&err), kind, "{code}");
+        txn.rollback().await?;
+    }
     assert!(rows_of_a(&conn).await?.is_empty());
 
     let txn = db.begin(&a).await?;
@@ -119,9 +194,13 @@ async fn savepoint_commit_after_a_failure_is_refused_and_the_outer_goes_on() -> 
     let savepoint = txn.begin().await?;
     insert(&savepoint, "a", "inner, lost").await?;
     assert!(savepoint.execute_unprepared(FAILING).await.is_err());
+    let err = savepoint
+        .commit()
+        .await
+        .expect_err("releasing an aborted savepoint must fail");
     assert!(
-        savepoint.commit().await.is_err(),
-        "releasing an aborted savepoint must fail"
+        matches!(Error::in_db_err(&err), Some(Error::CommitRolledBack { .. })),
+        "{err:?}"
     );
     // The outer transaction is usable again and commits its own row.
     insert(&txn, "a", "outer, after").await?;
@@ -139,7 +218,13 @@ async fn savepoint_commit_after_a_failure_is_refused_and_the_outer_goes_on() -> 
             })
         })
         .await;
-    assert!(nested.is_err(), "an aborted nested transaction returned Ok");
+    match nested {
+        Err(TransactionError::Connection(err)) => assert!(
+            matches!(Error::in_db_err(&err), Some(Error::CommitRolledBack { .. })),
+            "{err:?}"
+        ),
+        other => panic!("an aborted nested transaction: expected CommitRolledBack, got {other:?}"),
+    }
     txn.commit().await?;
     assert_eq!(rows_of_a(&conn).await?, ["outer", "outer, after"]);
 
@@ -187,7 +272,13 @@ async fn kill_own_backend(txn: &TenantTransaction) {
     let killed = txn
         .execute_unprepared("SELECT pg_terminate_backend(pg_backend_pid())")
         .await;
-    assert!(killed.is_err(), "the backend survived: {killed:?}");
+    let err = killed.expect_err("the backend survived");
+    assert_eq!(
+        FailureKind::of(&err),
+        FailureKind::ConnectionLost,
+        "{err:?}"
+    );
+    assert!(is_retryable(&err));
 }
 
 #[tokio::test]
