@@ -9,7 +9,9 @@
 //! - `autocommit`: the SELECT alone, no transaction
 //! - `scoped-spread`: `scoped`, each transaction on one of N tenant schemas at random
 //! - `plain-spread`: `plain`, the SELECT schema-qualified to one of N tenant schemas at random
-//! - `scoped-checked`: `scoped` with the schema existence/USAGE check in every opening message
+//! - `raw-*`: the opening message with each candidate schema check, sent by sqlx itself
+//!   (`begin_with`), then the same SELECT through sqlx and `COMMIT`: what each check costs
+//!   against `raw-none`, the same transaction with no check (see `BENCHMARKS.md`)
 //!
 //! Run: `cargo bench --bench scoped_transactions` (options: `-- --help`).
 //! Prints medians, throughput and the ratios against `plain`, as a Markdown table.
@@ -58,18 +60,59 @@ enum Shape {
     Autocommit,
     ScopedSpread,
     PlainSpread,
-    ScopedChecked,
+    Raw(Check),
+}
+
+/// Candidate schema checks in the opening message (issue #8, section 5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Check {
+    /// No check: the floor.
+    None,
+    /// `SELECT 1 / has_schema_privilege(…::regnamespace, 'USAGE')::int`: one row back.
+    Select,
+    /// The same in a WHERE clause: fails the same way, returns no row.
+    Where,
+    /// `LOCK TABLE "tenant".items IN ACCESS SHARE MODE`: needs a table every tenant has.
+    Lock,
+}
+
+impl Check {
+    const ALL: [Self; 4] = [Self::None, Self::Select, Self::Where, Self::Lock];
+
+    fn sql(self, schema: &SchemaName) -> String {
+        let path = format!(
+            "BEGIN; SET LOCAL search_path TO {}, \"public\"",
+            schema.quoted()
+        );
+        let oid = schema.regnamespace();
+        match self {
+            Self::None => path,
+            Self::Select => {
+                format!("{path}; SELECT 1 / pg_catalog.has_schema_privilege({oid}, 'USAGE')::int")
+            }
+            Self::Where => format!(
+                "{path}; SELECT WHERE 1 / pg_catalog.has_schema_privilege({oid}, 'USAGE')::int = 0"
+            ),
+            Self::Lock => format!(
+                "{path}; LOCK TABLE {}.items IN ACCESS SHARE MODE",
+                schema.quoted()
+            ),
+        }
+    }
 }
 
 impl Shape {
-    const ALL: [Self; 7] = [
+    const ALL: [Self; 10] = [
         Self::Plain,
         Self::Scoped,
         Self::Naive,
         Self::Autocommit,
         Self::ScopedSpread,
         Self::PlainSpread,
-        Self::ScopedChecked,
+        Self::Raw(Check::None),
+        Self::Raw(Check::Select),
+        Self::Raw(Check::Where),
+        Self::Raw(Check::Lock),
     ];
 
     fn name(self) -> &'static str {
@@ -80,7 +123,10 @@ impl Shape {
             Self::Autocommit => "autocommit",
             Self::ScopedSpread => "scoped-spread",
             Self::PlainSpread => "plain-spread",
-            Self::ScopedChecked => "scoped-checked",
+            Self::Raw(Check::None) => "raw-none",
+            Self::Raw(Check::Select) => "raw-select",
+            Self::Raw(Check::Where) => "raw-where",
+            Self::Raw(Check::Lock) => "raw-lock",
         }
     }
 
@@ -94,7 +140,12 @@ impl Shape {
             Self::Autocommit => "(d) the SELECT alone, autocommit",
             Self::ScopedSpread => "(b) over N tenants at random",
             Self::PlainSpread => "(a) with the table schema-qualified, over N tenants at random",
-            Self::ScopedChecked => "(b) with the schema check in every opening message",
+            Self::Raw(Check::None) => "sqlx begin_with(BEGIN; SET LOCAL …), SELECT, COMMIT",
+            Self::Raw(Check::Select) => "raw-none + SELECT 1 / has_schema_privilege(…)::int",
+            Self::Raw(Check::Where) => {
+                "raw-none + SELECT WHERE 1 / has_schema_privilege(…)::int = 0"
+            }
+            Self::Raw(Check::Lock) => "raw-none + LOCK TABLE tenant.items IN ACCESS SHARE MODE",
         }
     }
 }
@@ -138,9 +189,9 @@ impl Lcg {
 struct Fixture {
     conn: DatabaseConnection,
     db: TenantDb,
-    /// Its own handle, so forgetting the one schema it checks is O(1).
-    db_checked: TenantDb,
     tenants: Vec<Tenant>,
+    /// The opening message of each `raw-*` shape, for the first tenant.
+    raw_begin: Vec<(Check, String)>,
 }
 
 async fn setup(test_db: &TestDatabase, config: &Config) -> Fixture {
@@ -177,12 +228,13 @@ async fn setup(test_db: &TestDatabase, config: &Config) -> Fixture {
     }
     conn.execute_unprepared("VACUUM ANALYZE").await.unwrap();
     let db = TenantDb::new(conn.clone()).unwrap();
-    let db_checked = TenantDb::new(conn.clone()).unwrap();
+    let first = tenancy::TenantScope::schema(&tenants[0]);
+    let raw_begin = Check::ALL.iter().map(|c| (*c, c.sql(first))).collect();
     Fixture {
         conn,
         db,
-        db_checked,
         tenants,
+        raw_begin,
     }
 }
 
@@ -191,16 +243,6 @@ async fn one_transaction(fx: &Fixture, shape: Shape, rng: &mut Lcg) {
     match shape {
         Shape::Plain => {
             let txn = fx.conn.begin().await.unwrap();
-            let row = items::Entity::find_by_id(id).one(&txn).await.unwrap();
-            txn.commit().await.unwrap();
-            assert!(row.is_some());
-        }
-        Shape::ScopedChecked => {
-            let tenant = &fx.tenants[0];
-            // Forces the existence/USAGE check that normally runs once a minute.
-            fx.db_checked
-                .forget_schema(tenancy::TenantScope::schema(tenant));
-            let txn = fx.db_checked.begin(tenant).await.unwrap();
             let row = items::Entity::find_by_id(id).one(&txn).await.unwrap();
             txn.commit().await.unwrap();
             assert!(row.is_some());
@@ -228,6 +270,22 @@ async fn one_transaction(fx: &Fixture, shape: Shape, rng: &mut Lcg) {
         }
         Shape::Autocommit => {
             let row = items::Entity::find_by_id(id).one(&fx.conn).await.unwrap();
+            assert!(row.is_some());
+        }
+        Shape::Raw(check) => {
+            let begin = &fx.raw_begin.iter().find(|(c, _)| *c == check).unwrap().1;
+            let pool = fx.conn.get_postgres_connection_pool();
+            let mut txn = pool
+                .begin_with(sea_orm::sqlx::AssertSqlSafe(begin.clone()))
+                .await
+                .unwrap();
+            let row: Option<(i32, String)> =
+                sea_orm::sqlx::query_as("SELECT id, name FROM items WHERE id = $1")
+                    .bind(id)
+                    .fetch_optional(&mut *txn)
+                    .await
+                    .unwrap();
+            txn.commit().await.unwrap();
             assert!(row.is_some());
         }
         Shape::PlainSpread => {

@@ -14,7 +14,8 @@
 //! reported unknown for up to 2 s, and a suspension or deletion takes up to
 //! 30 s to refuse access. In the process that made the change, call
 //! `db.registry().invalidate(&id)` after the call returns and the change
-//! takes effect at once (and `db.forget_schema(&schema)` after a hard drop).
+//! takes effect at once. A hard-dropped schema is refused by every process's
+//! next transaction (each checks its schema in its opening message).
 
 mod create;
 mod drop;

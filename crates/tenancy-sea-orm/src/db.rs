@@ -4,11 +4,10 @@ use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Duration;
 
 use sea_orm::sqlx::PgPool;
 use sea_orm::{DatabaseConnection, DatabaseConnectionType, DbErr};
-use tenancy_core::{RoleName, SchemaName, SearchPath, SharedSchema, Tenant, TenantId, TenantScope};
+use tenancy_core::{SchemaName, SearchPath, SharedSchema, Tenant, TenantId, TenantScope};
 use tracing::Instrument as _;
 
 use crate::connection::{ScopedConnection, acquire_err, conn_err, sqlstate};
@@ -63,16 +62,7 @@ pub struct TenantDb {
     shared: Option<Arc<[SharedSchema]>>,
     options: ScopeOptions,
     registry: TenantRegistry,
-    /// Schemas (with the role they were checked for) seen to exist and be usable.
-    verified: moka::sync::Cache<(SchemaName, Option<RoleName>), ()>,
 }
-
-/// How long a schema seen to exist is trusted before a transaction checks
-/// again. Checking costs a statement inside the opening message, not a round
-/// trip; trusting bounds the window in which a schema dropped behind the
-/// application's back could let queries fall through to the shared schemas.
-const SCHEMA_CHECK_INTERVAL: Duration = Duration::from_secs(60);
-const SCHEMA_CHECK_CAPACITY: u64 = 100_000;
 
 impl TenantDb {
     /// Wraps a SeaORM PostgreSQL connection. Scopes use their own search path
@@ -102,17 +92,12 @@ impl TenantDb {
             }
         };
         let registry = TenantRegistry::new(conn.clone());
-        let verified = moka::sync::Cache::builder()
-            .max_capacity(SCHEMA_CHECK_CAPACITY)
-            .time_to_live(SCHEMA_CHECK_INTERVAL)
-            .build();
         Ok(Self {
             conn,
             pool,
             shared: None,
             options: ScopeOptions::default(),
             registry,
-            verified,
         })
     }
 
@@ -250,9 +235,8 @@ impl TenantDb {
     /// [`Error::Connection`] when the pool has no connection to give,
     /// [`Error::SchemaMissing`] when the tenant's schema does not exist, and
     /// [`Error::SchemaAccessDenied`] when the role has no `USAGE` on it
-    /// (checked inside the opening message the first time a schema is used
-    /// with a role, then again at most once a minute; see
-    /// [`forget_schema`](Self::forget_schema)),
+    /// (checked inside the opening message of every transaction, so a schema
+    /// dropped a moment ago by another process is refused at once),
     /// [`Error::Role`] when a configured role cannot be assumed,
     /// [`Error::Begin`] for any other failure of the opening statement.
     /// A failed or cancelled begin closes its connection rather than pooling
@@ -300,9 +284,7 @@ impl TenantDb {
             schema = label.schema.as_str(),
         );
         let path = self.search_path(scope);
-        let checked = (path.tenant().clone(), options.role_name().cloned());
-        let verify = !self.verified.contains_key(&checked);
-        let begin_sql = options.begin_statement(&path, verify);
+        let begin_sql = options.begin_statement(&path);
         let opened = async {
             let conn = self.pool.acquire().await.map_err(|err| Error::Connection {
                 scope: (*label).clone(),
@@ -314,9 +296,6 @@ impl TenantDb {
         }
         .instrument(span.clone())
         .await?;
-        if verify {
-            self.verified.insert(checked, ());
-        }
         Ok(TenantTransaction::new(opened, label, span))
     }
 
@@ -380,22 +359,19 @@ impl TenantDb {
         }
     }
 
-    /// Makes the next transaction on `schema` check again that the schema
-    /// exists. Call it after dropping a tenant's schema in this process; other
-    /// processes notice within a minute.
+    /// Does nothing: every transaction checks its schema (existence and
+    /// `USAGE`) inside its opening message, so there is nothing to forget.
+    /// Earlier versions trusted a schema seen to exist for a minute.
     ///
     /// ```
     /// # fn demo(db: tenancy_sea_orm::TenantDb) -> Result<(), tenancy_core::Error> {
-    /// db.forget_schema(&"tenant_acme".parse()?);
+    /// # #[allow(deprecated)]
+    /// db.forget_schema(&"tenant_acme".parse()?); // not needed any more
     /// # Ok(()) }
     /// ```
+    #[deprecated(note = "every transaction checks its schema; there is nothing to forget")]
     pub fn forget_schema(&self, schema: &SchemaName) {
-        // Keyed by (schema, role): drop every role's entry for this schema.
-        for (checked, ()) in &self.verified {
-            if checked.0 == *schema {
-                self.verified.invalidate(&*checked);
-            }
-        }
+        let _ = schema;
     }
 
     /// Looks `id` up in the registry (cached) and returns the tenant, only if

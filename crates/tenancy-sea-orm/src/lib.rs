@@ -84,7 +84,12 @@
 //! other shared schemas (an `extensions` schema, say).
 //!
 //! A tenant whose schema does not exist at all is refused with
-//! [`Error::SchemaMissing`] instead of falling through to `public`.
+//! [`Error::SchemaMissing`] instead of falling through to `public`, and one
+//! whose schema the transaction's role has no `USAGE` on with
+//! [`Error::SchemaAccessDenied`]. Both are checked inside the opening message
+//! of every transaction (a statement that fails without returning a row), so
+//! a schema dropped by another process is refused by the very next
+//! transaction.
 //!
 //! # Registered tenants
 //!
@@ -119,6 +124,30 @@
 //! and then only says the pool timed out.) [`display_db_err`] shows a SeaORM
 //! error without the ` at line N` sqlx appends to server errors, a line of
 //! the server's C source.
+//!
+//! # Failed statements, commits and retrying
+//!
+//! A statement that fails on the server aborts its transaction (or
+//! savepoint): PostgreSQL then ignores everything but a rollback, and answers
+//! `COMMIT` with `ROLLBACK`. SeaORM reports that as a successful commit; this
+//! crate does not send the COMMIT at all, rolls back and returns
+//! [`Error::CommitRolledBack`] ([`TenantDb::transaction`]) or a `DbErr`
+//! carrying it ([`TenantTransaction::commit`], see [`Error::in_db_err`]). To
+//! let a statement fail without losing the transaction, run it in a nested
+//! transaction (a savepoint) and roll that back.
+//!
+//! When the callback of [`TenantDb::transaction`] returns an error and the
+//! rollback then fails too (a lost connection), the callback's error is
+//! returned and the rollback failure logged; the server rolls back a
+//! transaction whose connection is gone.
+//!
+//! [`FailureKind`] ([`is_retryable`], [`Error::kind`]) tells failures worth
+//! running the whole transaction again for (a lost connection, a
+//! serialization failure, a deadlock, a stale prepared plan) from the rest.
+//! Retry from `begin`, never a single statement. A connection lost while
+//! `COMMIT` was in flight is ambiguous ([`Error::commit_outcome_unknown`]):
+//! the server may have committed, so retry only idempotent work, or check
+//! first.
 //!
 //! # Tracing
 //!

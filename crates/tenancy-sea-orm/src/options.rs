@@ -112,14 +112,13 @@ impl ScopeOptions {
     }
 
     /// The one message that opens a scoped transaction: `BEGIN`, the search
-    /// path and the settings, and with `verify_schema` a check that fails when
-    /// the tenant's schema is missing or not usable by the current role
-    /// (`SET search_path` accepts both, and either would silently send every
-    /// query to `public`).
+    /// path and the settings, and a check that fails when the tenant's schema
+    /// is missing or not usable by the current role (`SET search_path`
+    /// accepts both, and either would silently send every query to `public`).
     ///
     /// Every identifier comes from a validated name through its quoting
     /// function; numbers and SeaORM's isolation/access keywords are not input.
-    pub(crate) fn begin_statement(&self, path: &SearchPath, verify_schema: bool) -> String {
+    pub(crate) fn begin_statement(&self, path: &SearchPath) -> String {
         let mut sql = String::from("BEGIN");
         if let Some(level) = self.isolation_level {
             let _ = write!(sql, " ISOLATION LEVEL {level}");
@@ -136,17 +135,18 @@ impl ScopeOptions {
             let millis = timeout.as_millis().max(1);
             let _ = write!(sql, "; SET LOCAL statement_timeout = {millis}");
         }
-        if verify_schema {
-            // Fails with 3F000 when the schema is missing and divides by zero
-            // (22012) when the current role has no USAGE on it: PostgreSQL
-            // silently skips such schemas on the search path, which would send
-            // every query to the shared schemas instead.
-            let _ = write!(
-                sql,
-                "; SELECT 1 / pg_catalog.has_schema_privilege({}, 'USAGE')::int",
-                path.tenant().regnamespace()
-            );
-        }
+        // On every transaction, after SET ROLE: a schema dropped a moment ago,
+        // or a role without USAGE, must never let a statement fall through to
+        // the shared schemas. The cast fails with 3F000 when the schema is
+        // missing (while the statement is parsed), the division with 22012
+        // when the role has no USAGE (PostgreSQL silently skips such schemas
+        // on the search path). It returns no row, so it costs the server a
+        // trivial plan and the wire nothing (BENCHMARKS.md, "Schema check").
+        let _ = write!(
+            sql,
+            "; SELECT WHERE 1 / pg_catalog.has_schema_privilege({}, 'USAGE')::int = 0",
+            path.tenant().regnamespace()
+        );
         sql
     }
 }
@@ -159,12 +159,8 @@ mod tests {
     fn begin_statement_is_one_message() {
         let path = SearchPath::new("tenant_acme".parse().unwrap());
         assert_eq!(
-            ScopeOptions::new().begin_statement(&path, true),
-            r#"BEGIN; SET LOCAL search_path TO "tenant_acme", "public"; SELECT 1 / pg_catalog.has_schema_privilege('"tenant_acme"'::regnamespace, 'USAGE')::int"#
-        );
-        assert_eq!(
-            ScopeOptions::new().begin_statement(&path, false),
-            r#"BEGIN; SET LOCAL search_path TO "tenant_acme", "public""#
+            ScopeOptions::new().begin_statement(&path),
+            r#"BEGIN; SET LOCAL search_path TO "tenant_acme", "public"; SELECT WHERE 1 / pg_catalog.has_schema_privilege('"tenant_acme"'::regnamespace, 'USAGE')::int = 0"#
         );
         let options = ScopeOptions::new()
             .isolation_level(IsolationLevel::RepeatableRead)
@@ -172,8 +168,8 @@ mod tests {
             .role("app_ro".parse().unwrap())
             .statement_timeout(Duration::from_micros(10));
         assert_eq!(
-            options.begin_statement(&SearchPath::strict("tenant_acme".parse().unwrap()), true),
-            r#"BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET LOCAL search_path TO "tenant_acme"; SET LOCAL ROLE "app_ro"; SET LOCAL statement_timeout = 1; SELECT 1 / pg_catalog.has_schema_privilege('"tenant_acme"'::regnamespace, 'USAGE')::int"#
+            options.begin_statement(&SearchPath::strict("tenant_acme".parse().unwrap())),
+            r#"BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET LOCAL search_path TO "tenant_acme"; SET LOCAL ROLE "app_ro"; SET LOCAL statement_timeout = 1; SELECT WHERE 1 / pg_catalog.has_schema_privilege('"tenant_acme"'::regnamespace, 'USAGE')::int = 0"#
         );
     }
 }

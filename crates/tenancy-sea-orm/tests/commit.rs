@@ -263,7 +263,10 @@ impl From<tenancy_sea_orm::Error> for AppError {
 
 impl std::fmt::Display for AppError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{self:?}")
+        match self {
+            Self::Mine(msg) => f.write_str(msg),
+            Self::Scope(err) => err.fmt(f),
+        }
     }
 }
 
@@ -366,6 +369,14 @@ async fn schema_dropped_behind_the_librarys_back_is_refused_at_once() -> TestRes
             "{mode} mode: begin on a dropped schema succeeded"
         );
     }
+    for (mode, handle) in [("default", &db), ("strict", &strict)] {
+        match handle.begin(&a).await {
+            Err(err @ Error::SchemaMissing { .. }) => {
+                assert!(err.to_string().contains("tenant a"), "{err}");
+            }
+            other => panic!("{mode} mode: expected Error::SchemaMissing, got {other:?}"),
+        }
+    }
     let public = project::Entity::find().all(&conn).await?;
     assert_eq!(public.len(), 1, "rows reached public: {public:?}");
     assert_eq!(public[0].tenant, CANARY_TENANT);
@@ -373,4 +384,69 @@ async fn schema_dropped_behind_the_librarys_back_is_refused_at_once() -> TestRes
     let _: i32 = scalar(&conn, "SELECT 1").await?;
     drop((db, strict));
     common::finish(test_db, vec![conn, other]).await
+}
+
+/// The same for a role whose `USAGE` on the tenant's schema is revoked behind
+/// the library's back: PostgreSQL then skips the schema on the search path,
+/// and the role may still write `public.projects`.
+#[tokio::test]
+async fn usage_revoked_behind_the_librarys_back_is_refused_at_once() -> TestResult {
+    let (test_db, conn) = setup(2).await?;
+    let a = create_tenants(&conn, &["a"]).await?.remove(0);
+    let role = tenancy_core::RoleName::new(&format!(
+        "tenancy_commit_role_{}_{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)?
+            .subsec_nanos()
+    ))?;
+    let quoted = role.quoted();
+    conn.execute_unprepared(&format!(
+        "CREATE ROLE {quoted} NOLOGIN;
+         GRANT {quoted} TO current_user;
+         GRANT USAGE ON SCHEMA tenant_a TO {quoted};
+         GRANT SELECT, INSERT ON public.projects, tenant_a.projects TO {quoted};
+         GRANT USAGE ON SEQUENCE public.projects_id_seq, tenant_a.projects_id_seq TO {quoted}"
+    ))
+    .await?;
+    let outcome = async {
+        let options = tenancy_sea_orm::ScopeOptions::new().role(role.clone());
+        for db in [
+            TenantDb::new(conn.clone())?.with_options(options.clone()),
+            TenantDb::new(conn.clone())?.with_options(options).strict(),
+        ] {
+            conn.execute_unprepared(&format!("GRANT USAGE ON SCHEMA tenant_a TO {quoted}"))
+                .await?;
+            let txn = db.begin(&a).await?;
+            insert(&txn, "a", "as the role").await?;
+            txn.commit().await?;
+
+            let other = common::connect(&test_db, 1).await?;
+            other
+                .execute_unprepared(&format!("REVOKE USAGE ON SCHEMA tenant_a FROM {quoted}"))
+                .await?;
+            other.close().await?;
+
+            let written = db
+                .transaction::<_, (), DbErr>(&a, |txn| {
+                    Box::pin(async move { insert(txn, "a", "must not land in public").await })
+                })
+                .await;
+            assert!(written.is_err(), "a role without USAGE wrote somewhere");
+            match db.begin(&a).await {
+                Err(Error::SchemaAccessDenied { role: Some(r), .. }) => {
+                    assert_eq!(r, role.as_str());
+                }
+                other => panic!("expected Error::SchemaAccessDenied, got {other:?}"),
+            }
+        }
+        let public = project::Entity::find().all(&conn).await?;
+        assert_eq!(public.len(), 1, "rows reached public: {public:?}");
+        Ok::<_, Box<dyn std::error::Error + Send + Sync>>(())
+    }
+    .await;
+    conn.execute_unprepared(&format!("DROP OWNED BY {quoted}; DROP ROLE {quoted}"))
+        .await?;
+    outcome?;
+    common::finish(test_db, vec![conn]).await
 }

@@ -28,10 +28,10 @@ impl<M: MigratorTrait> TenantFleet<M> {
     ///   a schema with very many tables can exceed the server's
     ///   `max_locks_per_transaction`; raise it for such tenants.
     ///
-    /// Open transactions of other processes keep using the tenant until their
-    /// registry cache expires (see [`suspend`](Self::suspend)); in this
-    /// process, call `db.registry().invalidate(&id)` and, after a hard drop,
-    /// `db.forget_schema(&record.schema)`.
+    /// Other processes keep resolving the tenant until their registry cache
+    /// expires (see [`suspend`](Self::suspend)); in this process, call
+    /// `db.registry().invalidate(&id)`. After a hard drop, every process's
+    /// next transaction on the schema is refused (`SchemaMissing`).
     ///
     /// # Errors
     /// - [`Error::DropNotConfirmed`]: a hard drop whose confirmation names
