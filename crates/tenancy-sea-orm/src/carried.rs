@@ -45,9 +45,8 @@ pub(crate) fn find(err: &DbErr) -> Option<&Error> {
 
 /// The server error the carried error reports, if any.
 fn cause(error: &Error) -> Option<&dyn DatabaseError> {
-    let source = match error {
-        Error::CommitRolledBack { source, .. } => source,
-        _ => return None,
+    let Error::CommitRolledBack { source, .. } = error else {
+        return None;
     };
     match source {
         DbErr::Exec(RuntimeErr::SqlxError(e))

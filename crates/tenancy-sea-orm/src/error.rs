@@ -260,8 +260,8 @@ impl Error {
             | Self::Begin { source, .. }
             | Self::Commit { source, .. }
             | Self::CommitRolledBack { source, .. }
-            | Self::Rollback { source, .. } => FailureKind::of(source),
-            Self::Registry {
+            | Self::Rollback { source, .. }
+            | Self::Registry {
                 source: Some(source),
                 ..
             } => FailureKind::of(source),
