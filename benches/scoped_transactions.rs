@@ -4,7 +4,8 @@
 //! pool, in one run, interleaved round by round so drift hits all alike:
 //!
 //! - `plain`: a plain SeaORM transaction (`begin`, SELECT, `commit`) on `public.items`
-//! - `scoped`: our `TenantDb::begin` (one `BEGIN; SET LOCAL search_path …` message), same SELECT
+//! - `scoped`: our `TenantDb::begin` (one `BEGIN; SET LOCAL search_path …; <schema check>`
+//!   message), same SELECT
 //! - `naive`: SeaORM `begin`, then `SET LOCAL search_path` as its own statement, same SELECT
 //! - `autocommit`: the SELECT alone, no transaction
 //! - `scoped-spread`: `scoped`, each transaction on one of N tenant schemas at random
