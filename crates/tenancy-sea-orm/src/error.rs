@@ -166,7 +166,8 @@ pub enum Error {
         "the transaction for {scope} was rolled back, not committed: a statement in it failed \
          ({}) and its error was ignored; nothing of the transaction was saved. Return the \
          statement's error instead of ignoring it, or run statements that may fail inside a \
-         nested transaction (a savepoint) and roll that back"
+         nested transaction (a savepoint) and roll that back",
+        display_db_err(source)
     )]
     CommitRolledBack {
         /// The tenant.
