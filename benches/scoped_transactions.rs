@@ -6,6 +6,7 @@
 //! - `plain`: a plain SeaORM transaction (`begin`, SELECT, `commit`) on `public.items`
 //! - `scoped`: our `TenantDb::begin` (one `BEGIN; SET LOCAL search_path …; <schema check>`
 //!   message), same SELECT
+//! - `scoped-probe`: `scoped` with `TenantDb::with_probe_table`: the check is a `LOCK TABLE`
 //! - `naive`: SeaORM `begin`, then `SET LOCAL search_path` as its own statement, same SELECT
 //! - `autocommit`: the SELECT alone, no transaction
 //! - `scoped-spread`: `scoped`, each transaction on one of N tenant schemas at random
@@ -57,6 +58,7 @@ const ROWS: i32 = 100;
 enum Shape {
     Plain,
     Scoped,
+    ScopedProbe,
     Naive,
     Autocommit,
     ScopedSpread,
@@ -103,9 +105,10 @@ impl Check {
 }
 
 impl Shape {
-    const ALL: [Self; 10] = [
+    const ALL: [Self; 11] = [
         Self::Plain,
         Self::Scoped,
+        Self::ScopedProbe,
         Self::Naive,
         Self::Autocommit,
         Self::ScopedSpread,
@@ -120,6 +123,7 @@ impl Shape {
         match self {
             Self::Plain => "plain",
             Self::Scoped => "scoped",
+            Self::ScopedProbe => "scoped-probe",
             Self::Naive => "naive",
             Self::Autocommit => "autocommit",
             Self::ScopedSpread => "scoped-spread",
@@ -137,6 +141,7 @@ impl Shape {
             Self::Scoped => {
                 "(b) TenantDb::begin: BEGIN; SET LOCAL … in one message, SELECT, COMMIT"
             }
+            Self::ScopedProbe => "(b) with_probe_table(items): the check is a LOCK TABLE",
             Self::Naive => "(c) SeaORM begin(), SET LOCAL as its own statement, SELECT, COMMIT",
             Self::Autocommit => "(d) the SELECT alone, autocommit",
             Self::ScopedSpread => "(b) over N tenants at random",
@@ -190,6 +195,8 @@ impl Lcg {
 struct Fixture {
     conn: DatabaseConnection,
     db: TenantDb,
+    /// `db` checking schemas with a lock on `items` instead of a SELECT.
+    probe_db: TenantDb,
     tenants: Vec<Tenant>,
     /// The opening message of each `raw-*` shape, for the first tenant.
     raw_begin: Vec<(Check, String)>,
@@ -229,11 +236,15 @@ async fn setup(test_db: &TestDatabase, config: &Config) -> Fixture {
     }
     conn.execute_unprepared("VACUUM ANALYZE").await.unwrap();
     let db = TenantDb::new(conn.clone()).unwrap();
+    let probe_db = db
+        .clone()
+        .with_probe_table(tenancy::core::TableName::new("items").unwrap());
     let first = tenancy::TenantScope::schema(&tenants[0]);
     let raw_begin = Check::ALL.iter().map(|c| (*c, c.sql(first))).collect();
     Fixture {
         conn,
         db,
+        probe_db,
         tenants,
         raw_begin,
     }
@@ -255,6 +266,12 @@ async fn one_transaction(fx: &Fixture, shape: Shape, rng: &mut Lcg) {
                 &fx.tenants[rng.next(fx.tenants.len())]
             };
             let txn = fx.db.begin(tenant).await.unwrap();
+            let row = items::Entity::find_by_id(id).one(&txn).await.unwrap();
+            txn.commit().await.unwrap();
+            assert!(row.is_some());
+        }
+        Shape::ScopedProbe => {
+            let txn = fx.probe_db.begin(&fx.tenants[0]).await.unwrap();
             let row = items::Entity::find_by_id(id).one(&txn).await.unwrap();
             txn.commit().await.unwrap();
             assert!(row.is_some());

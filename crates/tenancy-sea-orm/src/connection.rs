@@ -156,6 +156,14 @@ pub(crate) fn is_stale_plan(err: &sqlx::Error) -> bool {
         .is_some_and(|e| e.code() == STALE_PLAN && e.routine() == Some(STALE_PLAN_ROUTINE))
 }
 
+/// The server function that raised a database error (locale-independent,
+/// unlike the message), if it is one.
+pub(crate) fn routine(err: &sqlx::Error) -> Option<&str> {
+    err.as_database_error()
+        .and_then(|e| e.try_downcast_ref::<PgDatabaseError>())
+        .and_then(PgDatabaseError::routine)
+}
+
 /// The SQLSTATE of a database error, if it is one.
 pub(crate) fn sqlstate(err: &sqlx::Error) -> Option<String> {
     err.as_database_error()

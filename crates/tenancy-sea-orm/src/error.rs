@@ -122,6 +122,21 @@ pub enum Error {
         role: Option<String>,
     },
 
+    /// The tenant's schema has no [probe table](crate::TenantDb::with_probe_table):
+    /// it was made by hand or not migrated yet. Refused rather than trusted.
+    #[error(
+        "the schema of {scope} has no table {} (the probe table this TenantDb \
+         checks every transaction with); migrate the tenant, or choose a table \
+         every tenant schema has",
+        table.quoted()
+    )]
+    ProbeTableMissing {
+        /// The tenant.
+        scope: ScopeLabel,
+        /// The probe table.
+        table: tenancy_core::TableName,
+    },
+
     /// `SET LOCAL ROLE` named a role that does not exist or that the
     /// connecting user is not a member of.
     #[error("cannot switch to role {role} for {scope}: {}", display_db_err(source))]
@@ -231,6 +246,7 @@ impl Error {
             Self::Connection { scope, .. }
             | Self::SchemaMissing { scope }
             | Self::SchemaAccessDenied { scope, .. }
+            | Self::ProbeTableMissing { scope, .. }
             | Self::Role { scope, .. }
             | Self::Begin { scope, .. }
             | Self::Commit { scope, .. }

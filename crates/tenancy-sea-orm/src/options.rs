@@ -2,7 +2,7 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use sea_orm::{AccessMode, IsolationLevel};
-use tenancy_core::{RoleName, SearchPath};
+use tenancy_core::{RoleName, SearchPath, TableName};
 
 /// Per-transaction settings, applied in the same message as `BEGIN`, so they
 /// cost no extra round trip and end with the transaction.
@@ -118,7 +118,7 @@ impl ScopeOptions {
     ///
     /// Every identifier comes from a validated name through its quoting
     /// function; numbers and SeaORM's isolation/access keywords are not input.
-    pub(crate) fn begin_statement(&self, path: &SearchPath) -> String {
+    pub(crate) fn begin_statement(&self, path: &SearchPath, probe: Option<&TableName>) -> String {
         let mut sql = String::from("BEGIN");
         if let Some(level) = self.isolation_level {
             let _ = write!(sql, " ISOLATION LEVEL {level}");
@@ -142,11 +142,26 @@ impl ScopeOptions {
         // when the role has no USAGE (PostgreSQL silently skips such schemas
         // on the search path). It returns no row, so it costs the server a
         // trivial plan and the wire nothing (BENCHMARKS.md, "Schema check").
-        let _ = write!(
-            sql,
-            "; SELECT WHERE 1 / pg_catalog.has_schema_privilege({}, 'USAGE')::int = 0",
-            path.tenant().regnamespace()
-        );
+        match probe {
+            // A utility statement: no plan, so it costs next to nothing, and
+            // resolving the qualified name fails with 3F000 when the schema is
+            // missing and 42501 (from aclcheck_error) without USAGE.
+            Some(table) => {
+                let _ = write!(
+                    sql,
+                    "; LOCK TABLE {}.{} IN ACCESS SHARE MODE",
+                    path.tenant().quoted(),
+                    table.quoted()
+                );
+            }
+            None => {
+                let _ = write!(
+                    sql,
+                    "; SELECT WHERE 1 / pg_catalog.has_schema_privilege({}, 'USAGE')::int = 0",
+                    path.tenant().regnamespace()
+                );
+            }
+        }
         sql
     }
 }
@@ -159,7 +174,7 @@ mod tests {
     fn begin_statement_is_one_message() {
         let path = SearchPath::new("tenant_acme".parse().unwrap());
         assert_eq!(
-            ScopeOptions::new().begin_statement(&path),
+            ScopeOptions::new().begin_statement(&path, None),
             r#"BEGIN; SET LOCAL search_path TO "tenant_acme", "public"; SELECT WHERE 1 / pg_catalog.has_schema_privilege('"tenant_acme"'::regnamespace, 'USAGE')::int = 0"#
         );
         let options = ScopeOptions::new()
@@ -168,8 +183,13 @@ mod tests {
             .role("app_ro".parse().unwrap())
             .statement_timeout(Duration::from_micros(10));
         assert_eq!(
-            options.begin_statement(&SearchPath::strict("tenant_acme".parse().unwrap())),
+            options.begin_statement(&SearchPath::strict("tenant_acme".parse().unwrap()), None),
             r#"BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET LOCAL search_path TO "tenant_acme"; SET LOCAL ROLE "app_ro"; SET LOCAL statement_timeout = 1; SELECT WHERE 1 / pg_catalog.has_schema_privilege('"tenant_acme"'::regnamespace, 'USAGE')::int = 0"#
+        );
+        let probe = TableName::new("seaql_migrations").unwrap();
+        assert_eq!(
+            ScopeOptions::new().begin_statement(&path, Some(&probe)),
+            r#"BEGIN; SET LOCAL search_path TO "tenant_acme", "public"; LOCK TABLE "tenant_acme"."seaql_migrations" IN ACCESS SHARE MODE"#
         );
     }
 }

@@ -341,9 +341,20 @@ async fn schema_dropped_behind_the_librarys_back_is_refused_at_once() -> TestRes
     let (test_db, conn) = setup(2).await?;
     let a = create_tenants(&conn, &["a"]).await?.remove(0);
     let other = common::connect(&test_db, 1).await?;
-    let db = TenantDb::new(conn.clone())?;
-    let strict = TenantDb::new(conn.clone())?.strict();
-    for handle in [&db, &strict] {
+    let probe = tenancy_core::TableName::new("projects")?;
+    let handles = [
+        ("default", TenantDb::new(conn.clone())?),
+        ("strict", TenantDb::new(conn.clone())?.strict()),
+        (
+            "probe-table",
+            TenantDb::new(conn.clone())?.with_probe_table(probe.clone()),
+        ),
+        (
+            "strict probe-table",
+            TenantDb::new(conn.clone())?.with_probe_table(probe).strict(),
+        ),
+    ];
+    for (_, handle) in &handles {
         let txn = handle.begin(&a).await?;
         insert(&txn, "a", "before").await?;
         txn.commit().await?;
@@ -353,7 +364,7 @@ async fn schema_dropped_behind_the_librarys_back_is_refused_at_once() -> TestRes
         .execute_unprepared(r#"DROP SCHEMA "tenant_a" CASCADE"#)
         .await?;
 
-    for (mode, handle) in [("default", &db), ("strict", &strict)] {
+    for (mode, handle) in &handles {
         let written = handle
             .transaction::<_, (), DbErr>(&a, |txn| {
                 Box::pin(async move { insert(txn, "a", "must not land in public").await })
@@ -369,7 +380,7 @@ async fn schema_dropped_behind_the_librarys_back_is_refused_at_once() -> TestRes
             "{mode} mode: begin on a dropped schema succeeded"
         );
     }
-    for (mode, handle) in [("default", &db), ("strict", &strict)] {
+    for (mode, handle) in &handles {
         match handle.begin(&a).await {
             Err(err @ Error::SchemaMissing { .. }) => {
                 assert!(err.to_string().contains("tenant a"), "{err}");
@@ -382,7 +393,7 @@ async fn schema_dropped_behind_the_librarys_back_is_refused_at_once() -> TestRes
     assert_eq!(public[0].tenant, CANARY_TENANT);
     assert_eq!(search_path(&conn).await?, DEFAULT_SEARCH_PATH);
     let _: i32 = scalar(&conn, "SELECT 1").await?;
-    drop((db, strict));
+    drop(handles);
     common::finish(test_db, vec![conn, other]).await
 }
 
@@ -411,9 +422,13 @@ async fn usage_revoked_behind_the_librarys_back_is_refused_at_once() -> TestResu
     .await?;
     let outcome = async {
         let options = tenancy_sea_orm::ScopeOptions::new().role(role.clone());
+        let probe = tenancy_core::TableName::new("projects")?;
         for db in [
             TenantDb::new(conn.clone())?.with_options(options.clone()),
-            TenantDb::new(conn.clone())?.with_options(options).strict(),
+            TenantDb::new(conn.clone())?.with_options(options.clone()).strict(),
+            TenantDb::new(conn.clone())?
+                .with_options(options)
+                .with_probe_table(probe),
         ] {
             conn.execute_unprepared(&format!("GRANT USAGE ON SCHEMA tenant_a TO {quoted}"))
                 .await?;
@@ -448,5 +463,28 @@ async fn usage_revoked_behind_the_librarys_back_is_refused_at_once() -> TestResu
     conn.execute_unprepared(&format!("DROP OWNED BY {quoted}; DROP ROLE {quoted}"))
         .await?;
     outcome?;
+    common::finish(test_db, vec![conn]).await
+}
+
+/// With a probe table, a tenant schema that lacks it (made by hand, never
+/// migrated) is refused with its own error, naming the table and the tenant.
+#[tokio::test]
+async fn a_schema_without_the_probe_table_is_refused() -> TestResult {
+    let (test_db, conn) = setup(1).await?;
+    let a = create_tenants(&conn, &["a"]).await?.remove(0);
+    let db = TenantDb::new(conn.clone())?
+        .with_probe_table(tenancy_core::TableName::new("seaql_migrations")?);
+    match db.begin(&a).await {
+        Err(err @ Error::ProbeTableMissing { .. }) => {
+            let message = err.to_string();
+            assert!(message.contains("tenant a"), "{message}");
+            assert!(message.contains(r#""seaql_migrations""#), "{message}");
+        }
+        other => panic!("expected Error::ProbeTableMissing, got {other:?}"),
+    }
+    conn.execute_unprepared("CREATE TABLE tenant_a.seaql_migrations (version text)")
+        .await?;
+    db.begin(&a).await?.commit().await?;
+    drop(db);
     common::finish(test_db, vec![conn]).await
 }
