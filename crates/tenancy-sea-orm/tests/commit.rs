@@ -351,7 +351,9 @@ async fn schema_dropped_behind_the_librarys_back_is_refused_at_once() -> TestRes
         ),
         (
             "strict probe-table",
-            TenantDb::new(conn.clone())?.with_probe_table(probe).strict(),
+            TenantDb::new(conn.clone())?
+                .with_probe_table(probe)
+                .strict(),
         ),
     ];
     for (_, handle) in &handles {
@@ -425,7 +427,9 @@ async fn usage_revoked_behind_the_librarys_back_is_refused_at_once() -> TestResu
         let probe = tenancy_core::TableName::new("projects")?;
         for db in [
             TenantDb::new(conn.clone())?.with_options(options.clone()),
-            TenantDb::new(conn.clone())?.with_options(options.clone()).strict(),
+            TenantDb::new(conn.clone())?
+                .with_options(options.clone())
+                .strict(),
             TenantDb::new(conn.clone())?
                 .with_options(options)
                 .with_probe_table(probe),
