@@ -356,6 +356,40 @@ async fn sigkill_while_waiting_for_a_tenants_lock() -> Result<(), BoxError> {
     Ok(())
 }
 
+/// In-process cancellation: the `migrate_all` future is dropped while three
+/// tenants are mid-transaction. Their connections must not go back to the
+/// pool inside a transaction still holding the tenants' advisory locks.
+#[tokio::test]
+async fn dropped_migrate_all_future_leaves_no_transaction_or_lock() -> Result<(), BoxError> {
+    let gated: Vec<_> = GATED.iter().map(|i| (*i, "m3")).collect();
+    let fx = fixture(&gated).await?;
+    fx.admin
+        .execute_unprepared(&format!("SELECT pg_advisory_lock({GATE_KEY})"))
+        .await?;
+    let conn = pool(&fx.test_db, 4).await?;
+    let fleet = TenantFleet::<V3>::new(conn.clone());
+    {
+        let run = fleet.migrate_all(MigrateAll::new().concurrency(CONCURRENCY));
+        tokio::pin!(run);
+        tokio::select! {
+            report = &mut run => panic!("migrate_all went through a closed gate: {report:?}"),
+            reached = wait_for_gates(&fx.admin, None, GATED.len() as i64) => reached?,
+        }
+    }
+    fx.admin
+        .execute_unprepared(&format!("SELECT pg_advisory_unlock({GATE_KEY})"))
+        .await?;
+    // With the pool still open: nothing idle in a transaction, no lock held.
+    let idle = pg::settle(&fx.admin, pg::IDLE_IN_TRANSACTION, 0, Duration::from_secs(10)).await?;
+    assert_eq!(idle, 0, "pooled connections left idle in a migration transaction");
+    let locks = pg::settle(&fx.admin, pg::ADVISORY_LOCKS, 0, Duration::from_secs(10)).await?;
+    assert_eq!(locks, 0, "tenant locks still held by pooled connections");
+    conn.close().await?;
+    let migrated = check_and_converge(fx, &GATED).await?;
+    eprintln!("migrate_all dropped at gate m3: {migrated} of {TENANTS} tenants had finished");
+    Ok(())
+}
+
 /// No gate: killed after a random delay, wherever the run happens to be
 /// (opening a transaction, mid-DDL, in COMMIT, between tenants).
 #[tokio::test]

@@ -63,7 +63,7 @@ async fn soak(tenant_count: usize, transactions: u64) -> Result<(), BoxError> {
     let workload = Workload {
         transactions,
         workers: 16,
-        mix: [3, 3, 3, 2],
+        mix: [3, 3, 3, 2, 1],
         cancel_per_mille: 50,
         cancel_within: Duration::from_millis(5),
         sleep_ms: 1,
@@ -87,7 +87,7 @@ async fn soak(tenant_count: usize, transactions: u64) -> Result<(), BoxError> {
         "soak: RSS (VmRSS) {rss_start} KiB at start, {} KiB peak, {rss_end} KiB at end",
         peak.load(Ordering::Relaxed)
     );
-    assert!(result.violations.is_empty(), "{:?}", result.violations);
+    result.assert_no_violations();
     assert_eq!(counts.transactions, transactions);
     assert_eq!(counts.errors, 0, "errors without any fault but cancellation: {:?}", counts.first_errors);
 

@@ -82,15 +82,21 @@ pub enum Kind {
     /// Read the tenant's rows and check none is foreign; commit.
     Read,
     /// Insert a row, then a savepoint whose row is kept (released) and one
-    /// whose row is rolled back; commit. Expects two rows, never the third.
+    /// whose row is rolled back (after a failed statement, half the time);
+    /// commit. Expects two rows, never the third.
     Savepoints,
+    /// A caller's bug: a statement fails, the error is ignored, and the
+    /// transaction is committed. PostgreSQL answers that COMMIT with a
+    /// rollback, so `commit` must fail; if it returned `Ok`, an acknowledged
+    /// row would be missing.
+    SwallowedError,
 }
 
 impl Kind {
     /// The notes of the rows this transaction leaves when it commits.
     fn expected_notes(self) -> &'static [&'static str] {
         match self {
-            Self::Write | Self::ClosureWrite => &[NOTE_MAIN],
+            Self::Write | Self::ClosureWrite | Self::SwallowedError => &[NOTE_MAIN],
             Self::Read => &[],
             Self::Savepoints => &[NOTE_MAIN, NOTE_RELEASED],
         }
@@ -122,8 +128,8 @@ pub struct Workload {
     /// Concurrent workers (more than the pool has connections).
     pub workers: u64,
     /// Weights of [`Kind::Write`], [`Kind::ClosureWrite`], [`Kind::Read`],
-    /// [`Kind::Savepoints`].
-    pub mix: [u32; 4],
+    /// [`Kind::Savepoints`], [`Kind::SwallowedError`].
+    pub mix: [u32; 5],
     /// Cancel this many transactions in 1000 by dropping their future after
     /// a random delay up to `cancel_within`.
     pub cancel_per_mille: u32,
@@ -314,7 +320,17 @@ pub async fn run(db: &TenantDb, tenants: &Arc<Vec<Tenant>>, workload: &Workload)
                         violations.lock().await.push(msg.clone());
                         Some(msg)
                     }
+                    // The failure this kind of transaction must end in.
+                    Err(_) if kind == Kind::SwallowedError => None,
                     Err(err) => Some(err.to_string()),
+                    Ok(()) if kind == Kind::SwallowedError && !cancelled => {
+                        let msg = format!(
+                            "op {op}: COMMIT after a failed statement returned Ok, but the \
+                             server rolled the transaction back: an acknowledged commit is lost"
+                        );
+                        violations.lock().await.push(msg.clone());
+                        Some(msg)
+                    }
                     Ok(()) => None,
                 };
                 ledger.record(op, Entry { tenant, kind, outcome }, cancelled, error);
@@ -328,18 +344,37 @@ pub async fn run(db: &TenantDb, tenants: &Arc<Vec<Tenant>>, workload: &Workload)
     RunResult { ledger, violations }
 }
 
-/// The ledger of a run and the isolation violations its scopes saw.
+/// The ledger of a run and the violations its workers saw (a foreign row
+/// in a scope, an acknowledged commit the server rolled back).
 pub struct RunResult {
     pub ledger: Arc<Ledger>,
     pub violations: Vec<String>,
 }
 
-fn pick_kind(rng: &mut Rng, mix: [u32; 4]) -> Kind {
+impl RunResult {
+    /// Fails with the number of violations and the first few.
+    pub fn assert_no_violations(&self) {
+        assert!(
+            self.violations.is_empty(),
+            "{} violations, the first: {:#?}",
+            self.violations.len(),
+            &self.violations[..self.violations.len().min(3)]
+        );
+    }
+}
+
+fn pick_kind(rng: &mut Rng, mix: [u32; 5]) -> Kind {
     let total: u32 = mix.iter().sum();
     let mut roll = u32::try_from(rng.below(u64::from(total))).unwrap();
     for (weight, kind) in mix
         .iter()
-        .zip([Kind::Write, Kind::ClosureWrite, Kind::Read, Kind::Savepoints])
+        .zip([
+            Kind::Write,
+            Kind::ClosureWrite,
+            Kind::Read,
+            Kind::Savepoints,
+            Kind::SwallowedError,
+        ])
     {
         if roll < *weight {
             return kind;
@@ -412,11 +447,20 @@ fn one_transaction<'a>(
                 })
                 .await
             }
-            Kind::Write | Kind::Read | Kind::Savepoints => {
+            Kind::Write | Kind::Read | Kind::Savepoints | Kind::SwallowedError => {
                 let txn = db.begin(tenant).await?;
                 match kind {
                     Kind::Write => {
                         txn.execute_raw(insert(op, &id, NOTE_MAIN)).await?;
+                    }
+                    Kind::SwallowedError => {
+                        txn.execute_raw(insert(op, &id, NOTE_MAIN)).await?;
+                        check_scope(&txn, &id).await?;
+                        let failed = txn.execute_unprepared("SELECT 1 / 0").await;
+                        assert!(failed.is_err(), "1 / 0 succeeded");
+                        commit_sent.mark();
+                        txn.commit().await?;
+                        return Ok(());
                     }
                     Kind::Savepoints => {
                         txn.execute_raw(insert(op, &id, NOTE_MAIN)).await?;
@@ -426,6 +470,12 @@ fn one_transaction<'a>(
                         let undone = txn.begin().await?;
                         undone.execute_raw(insert(op, &id, NOTE_UNDONE)).await?;
                         maybe_sleep(&undone, sleep_ms).await?;
+                        if op % 2 == 0 {
+                            // Rolling back to the savepoint recovers the
+                            // transaction from a failed statement.
+                            let failed = undone.execute_unprepared("SELECT 1 / 0").await;
+                            assert!(failed.is_err(), "1 / 0 succeeded");
+                        }
                         undone.rollback().await?;
                     }
                     Kind::Read | Kind::ClosureWrite => {}
