@@ -19,18 +19,23 @@ mod fault_support;
 use std::sync::Arc;
 use std::time::Duration;
 
-use fault_support::{BoxError, Workload, create_tenants, pg, pool, pool_recovers, run, seed, verify};
+use fault_support::{
+    BoxError, Workload, create_tenants, pg, pool, pool_recovers, run, seed, tenant_db, verify,
+};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
 use tenancy::TenantScope as _;
-use tenancy::sea_orm::TenantDb;
 use tenancy_testing::TestDatabase;
 
 const POOL: u32 = 4;
 
 /// No backend idle in a transaction, and every pooled connection (all
 /// `POOL` of them at once) on the server's default search path.
-async fn nothing_left_behind(admin: &DatabaseConnection, conn: &DatabaseConnection) -> Result<(), BoxError> {
-    let idle_in_txn = pg::settle(admin, pg::IDLE_IN_TRANSACTION, 0, Duration::from_secs(10)).await?;
+async fn nothing_left_behind(
+    admin: &DatabaseConnection,
+    conn: &DatabaseConnection,
+) -> Result<(), BoxError> {
+    let idle_in_txn =
+        pg::settle(admin, pg::IDLE_IN_TRANSACTION, 0, Duration::from_secs(10)).await?;
     assert_eq!(idle_in_txn, 0, "backends left idle in transaction");
     let mut probes = Vec::new();
     for _ in 0..POOL {
@@ -47,7 +52,10 @@ async fn nothing_left_behind(admin: &DatabaseConnection, conn: &DatabaseConnecti
     }
     for probe in probes {
         let path = probe.await??;
-        assert_eq!(path, "\"$user\", public", "a pooled connection kept a tenant's search path");
+        assert_eq!(
+            path, "\"$user\", public",
+            "a pooled connection kept a tenant's search path"
+        );
     }
     Ok(())
 }
@@ -59,7 +67,7 @@ async fn random_cancellations_lose_nothing_and_leave_no_open_transaction() -> Re
     let admin = pool(&test_db, 1).await?;
     let tenants = Arc::new(create_tenants(&admin, 20).await?);
     let conn = pool(&test_db, POOL).await?;
-    let db = TenantDb::new(conn.clone())?;
+    let db = tenant_db(&conn)?;
 
     let workload = Workload {
         transactions: 3_000,
@@ -76,7 +84,11 @@ async fn random_cancellations_lose_nothing_and_leave_no_open_transaction() -> Re
     result.assert_no_violations();
     assert!(counts.cancelled > 0, "no transaction was cancelled");
     // Cancellation breaks nothing for the next user of a connection.
-    assert_eq!(counts.errors, 0, "errors without any fault but cancellation: {:?}", counts.first_errors);
+    assert_eq!(
+        counts.errors, 0,
+        "errors without any fault but cancellation: {:?}",
+        counts.first_errors
+    );
 
     let verified = verify(&admin, &tenants, &result.ledger).await?;
     eprintln!("cancel: {verified:?}");
@@ -108,7 +120,7 @@ async fn cancelled_mid_statement_and_mid_commit() -> Result<(), BoxError> {
         ))
         .await?;
     let conn = pool(&test_db, POOL).await?;
-    let db = TenantDb::new(conn.clone())?;
+    let db = tenant_db(&conn)?;
     let insert = |op: i64, tenant: &str| {
         Statement::from_sql_and_values(
             DbBackend::Postgres,
@@ -153,7 +165,11 @@ async fn cancelled_mid_statement_and_mid_commit() -> Result<(), BoxError> {
             ))
             .await?
             .unwrap();
-        assert_eq!(row.try_get::<i64>("", "cut_statement")?, 0, "a cancelled transaction's row is present");
+        assert_eq!(
+            row.try_get::<i64>("", "cut_statement")?,
+            0,
+            "a cancelled transaction's row is present"
+        );
         // The server may finish a COMMIT whose client has gone: present or
         // absent, never twice.
         let cut_commit = row.try_get::<i64>("", "cut_commit")?;

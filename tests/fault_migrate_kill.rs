@@ -42,7 +42,11 @@ const M2: &str = "m2_create_audit";
 const M3: &str = "m3_seed_items";
 
 async fn exec(manager: &SchemaManager<'_>, sql: &str) -> Result<(), DbErr> {
-    manager.get_connection().execute_unprepared(sql).await.map(drop)
+    manager
+        .get_connection()
+        .execute_unprepared(sql)
+        .await
+        .map(drop)
 }
 
 /// Waits at the gate when `public.fault_gate` names this schema and step.
@@ -62,7 +66,11 @@ impl MigrationName for CreateItems {
 #[async_trait::async_trait]
 impl MigrationTrait for CreateItems {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        exec(manager, "CREATE TABLE items (id serial PRIMARY KEY, note text NOT NULL)").await
+        exec(
+            manager,
+            "CREATE TABLE items (id serial PRIMARY KEY, note text NOT NULL)",
+        )
+        .await
     }
 }
 
@@ -77,7 +85,11 @@ impl MigrationName for CreateAudit {
 impl MigrationTrait for CreateAudit {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         exec(manager, &gate("m2")).await?;
-        exec(manager, "CREATE TABLE audit (id serial PRIMARY KEY, at timestamptz DEFAULT now())").await
+        exec(
+            manager,
+            "CREATE TABLE audit (id serial PRIMARY KEY, at timestamptz DEFAULT now())",
+        )
+        .await
     }
 }
 
@@ -114,7 +126,11 @@ impl MigratorTrait for V1 {
 struct V3;
 impl MigratorTrait for V3 {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(CreateItems), Box::new(CreateAudit), Box::new(SeedItems)]
+        vec![
+            Box::new(CreateItems),
+            Box::new(CreateAudit),
+            Box::new(SeedItems),
+        ]
     }
 }
 
@@ -173,7 +189,13 @@ async fn fixture(gated: &[(usize, &str)]) -> Result<Fixture, BoxError> {
 
 fn spawn_child(url: &str) -> Result<Child, BoxError> {
     Ok(Command::new(std::env::current_exe()?)
-        .args(["child_migrate_all", "--exact", "--ignored", "--nocapture", "--test-threads=1"])
+        .args([
+            "child_migrate_all",
+            "--exact",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env(CHILD_URL, url)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -200,17 +222,26 @@ async fn wait_for_gates(
         if now == waits {
             return Ok(());
         }
-        assert!(Instant::now() < deadline, "only {now} of {waits} gates reached in 60 s");
+        assert!(
+            Instant::now() < deadline,
+            "only {now} of {waits} gates reached in 60 s"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
 fn sigkill(child: &mut Child) -> Result<(), BoxError> {
     use std::os::unix::process::ExitStatusExt as _;
-    let status = Command::new("kill").args(["-KILL", &child.id().to_string()]).status()?;
+    let status = Command::new("kill")
+        .args(["-KILL", &child.id().to_string()])
+        .status()?;
     assert!(status.success(), "kill -KILL failed: {status}");
     let exit = child.wait()?;
-    assert_eq!(exit.signal(), Some(9), "the child was not killed by SIGKILL: {exit}");
+    assert_eq!(
+        exit.signal(),
+        Some(9),
+        "the child was not killed by SIGKILL: {exit}"
+    );
     Ok(())
 }
 
@@ -247,7 +278,9 @@ async fn tenant_state(admin: &DatabaseConnection, i: usize) -> Result<TenantStat
     } else if state == (&format!("{M1},{M2},{M3}"), true, true, 3) {
         Ok(TenantState::Migrated)
     } else {
-        panic!("{schema} is half-migrated: ledger {ledger}, audit {audit}, index {index}, {seeds} seed rows")
+        panic!(
+            "{schema} is half-migrated: ledger {ledger}, audit {audit}, index {index}, {seeds} seed rows"
+        )
     }
 }
 
@@ -263,23 +296,36 @@ async fn check_and_converge(fx: Fixture, must_be_untouched: &[usize]) -> Result<
         .await?;
     let left = pg::settle(admin, pg::OTHER_BACKENDS, 0, Duration::from_secs(30)).await?;
     assert_eq!(left, 0, "the killed child's backends are still there");
-    assert_eq!(pg::count(admin, pg::ADVISORY_LOCKS).await?, 0, "advisory locks left behind");
+    assert_eq!(
+        pg::count(admin, pg::ADVISORY_LOCKS).await?,
+        0,
+        "advisory locks left behind"
+    );
 
     let mut migrated = 0;
     for i in 0..TENANTS {
         let state = tenant_state(admin, i).await?;
         if must_be_untouched.contains(&i) {
-            assert_eq!(state, TenantState::Untouched, "{} was killed mid-migration", schema(i));
+            assert_eq!(
+                state,
+                TenantState::Untouched,
+                "{} was killed mid-migration",
+                schema(i)
+            );
         }
         if state == TenantState::Migrated {
             migrated += 1;
         }
     }
 
-    admin.execute_unprepared("DELETE FROM public.fault_gate").await?;
+    admin
+        .execute_unprepared("DELETE FROM public.fault_gate")
+        .await?;
     let conn = pool(&fx.test_db, 4).await?;
     let fleet = TenantFleet::<V3>::new(conn.clone());
-    let report = fleet.migrate_all(MigrateAll::new().concurrency(CONCURRENCY)).await?;
+    let report = fleet
+        .migrate_all(MigrateAll::new().concurrency(CONCURRENCY))
+        .await?;
     assert!(report.is_success(), "the rerun failed: {report}");
     assert_eq!(report.applied_total(), (TENANTS - migrated) * 2, "{report}");
     let again = fleet.migrate_all(MigrateAll::new()).await?;
@@ -291,7 +337,11 @@ async fn check_and_converge(fx: Fixture, must_be_untouched: &[usize]) -> Result<
     let health = fleet.health().await?;
     assert!(health.is_healthy(), "{health}");
     conn.close().await?;
-    assert_eq!(pg::count(admin, pg::ADVISORY_LOCKS).await?, 0, "advisory locks left behind");
+    assert_eq!(
+        pg::count(admin, pg::ADVISORY_LOCKS).await?,
+        0,
+        "advisory locks left behind"
+    );
 
     fx.admin.close().await?;
     fx.test_db.close().await?;
@@ -380,8 +430,17 @@ async fn dropped_migrate_all_future_leaves_no_transaction_or_lock() -> Result<()
         .execute_unprepared(&format!("SELECT pg_advisory_unlock({GATE_KEY})"))
         .await?;
     // With the pool still open: nothing idle in a transaction, no lock held.
-    let idle = pg::settle(&fx.admin, pg::IDLE_IN_TRANSACTION, 0, Duration::from_secs(10)).await?;
-    assert_eq!(idle, 0, "pooled connections left idle in a migration transaction");
+    let idle = pg::settle(
+        &fx.admin,
+        pg::IDLE_IN_TRANSACTION,
+        0,
+        Duration::from_secs(10),
+    )
+    .await?;
+    assert_eq!(
+        idle, 0,
+        "pooled connections left idle in a migration transaction"
+    );
     let locks = pg::settle(&fx.admin, pg::ADVISORY_LOCKS, 0, Duration::from_secs(10)).await?;
     assert_eq!(locks, 0, "tenant locks still held by pooled connections");
     conn.close().await?;

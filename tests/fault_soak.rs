@@ -25,8 +25,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use fault_support::{BoxError, Workload, create_tenants, pg, pool, pool_recovers, run, seed, verify};
-use tenancy::sea_orm::TenantDb;
+use fault_support::{
+    BoxError, Workload, create_tenants, pg, pool, pool_recovers, run, seed, tenant_db, verify,
+};
 use tenancy_testing::TestDatabase;
 
 const POOL: u32 = 4;
@@ -34,7 +35,10 @@ const POOL: u32 = 4;
 fn env_or(name: &str, default: u64) -> u64 {
     std::env::var(name)
         .ok()
-        .map(|v| v.parse().unwrap_or_else(|_| panic!("{name}={v} is not a number")))
+        .map(|v| {
+            v.parse()
+                .unwrap_or_else(|_| panic!("{name}={v} is not a number"))
+        })
         .unwrap_or(default)
 }
 
@@ -44,7 +48,7 @@ async fn soak(tenant_count: usize, transactions: u64) -> Result<(), BoxError> {
     let admin = pool(&test_db, 1).await?;
     let tenants = Arc::new(create_tenants(&admin, tenant_count).await?);
     let conn = pool(&test_db, POOL).await?;
-    let db = TenantDb::new(conn.clone())?;
+    let db = tenant_db(&conn)?;
 
     // RSS at start, then sampled through the run for its peak.
     let rss_start = pg::rss_kib().unwrap_or(0);
@@ -89,11 +93,16 @@ async fn soak(tenant_count: usize, transactions: u64) -> Result<(), BoxError> {
     );
     result.assert_no_violations();
     assert_eq!(counts.transactions, transactions);
-    assert_eq!(counts.errors, 0, "errors without any fault but cancellation: {:?}", counts.first_errors);
+    assert_eq!(
+        counts.errors, 0,
+        "errors without any fault but cancellation: {:?}",
+        counts.first_errors
+    );
 
     let verified = verify(&admin, &tenants, &result.ledger).await?;
     eprintln!("soak: {verified:?}");
-    let idle_in_txn = pg::settle(&admin, pg::IDLE_IN_TRANSACTION, 0, Duration::from_secs(10)).await?;
+    let idle_in_txn =
+        pg::settle(&admin, pg::IDLE_IN_TRANSACTION, 0, Duration::from_secs(10)).await?;
     assert_eq!(idle_in_txn, 0, "backends left idle in transaction");
     pool_recovers(&db, &tenants, 50).await?;
 

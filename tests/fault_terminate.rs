@@ -20,8 +20,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use fault_support::rng::Rng;
-use fault_support::{BoxError, Workload, create_tenants, pg, pool, pool_recovers, run, seed, verify};
-use tenancy::sea_orm::TenantDb;
+use fault_support::{
+    BoxError, Workload, create_tenants, pg, pool, pool_recovers, run, seed, tenant_db, verify,
+};
 use tenancy_testing::TestDatabase;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -31,7 +32,7 @@ async fn terminated_backends_lose_nothing_and_leak_nothing() -> Result<(), BoxEr
     let admin = pool(&test_db, 1).await?;
     let tenants = Arc::new(create_tenants(&admin, 20).await?);
     let conn = pool(&test_db, 4).await?;
-    let db = TenantDb::new(conn.clone())?;
+    let db = tenant_db(&conn)?;
 
     // The killer: its own connection, terminating only this database's
     // other backends (the pool's), every few milliseconds.
@@ -81,7 +82,10 @@ async fn terminated_backends_lose_nothing_and_leak_nothing() -> Result<(), BoxEr
     }
     result.assert_no_violations();
     assert!(kills > 0, "the killer never hit a backend");
-    assert!(counts.errors > 0, "{kills} kills and not one failed transaction");
+    assert!(
+        counts.errors > 0,
+        "{kills} kills and not one failed transaction"
+    );
 
     let verified = verify(&admin, &tenants, &result.ledger).await?;
     eprintln!("terminate: {verified:?}");
@@ -89,7 +93,8 @@ async fn terminated_backends_lose_nothing_and_leak_nothing() -> Result<(), BoxEr
 
     // The pool recovers: later transactions succeed, every one of them.
     pool_recovers(&db, &tenants, 100).await?;
-    let idle_in_txn = pg::settle(&admin, pg::IDLE_IN_TRANSACTION, 0, Duration::from_secs(10)).await?;
+    let idle_in_txn =
+        pg::settle(&admin, pg::IDLE_IN_TRANSACTION, 0, Duration::from_secs(10)).await?;
     assert_eq!(idle_in_txn, 0, "backends left idle in transaction");
 
     conn.close().await?;

@@ -23,7 +23,9 @@ use sea_orm::{
     ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr, Statement,
     TransactionTrait,
 };
-use tenancy::sea_orm::{Error as ScopeError, TenantDb, TenantTransaction};
+use tenancy::sea_orm::{
+    Error as ScopeError, RegistryConfig, TenantDb, TenantRegistry, TenantTransaction,
+};
 use tenancy::{Tenant, TenantId, TenantScope as _};
 use tenancy_testing::TestDatabase;
 use tokio::sync::Mutex;
@@ -51,15 +53,22 @@ pub async fn create_tenants(
 ) -> Result<Vec<Tenant>, BoxError> {
     let table = "(id bigserial PRIMARY KEY, op bigint NOT NULL, tenant text NOT NULL, \
                  note text NOT NULL)";
-    conn.execute_unprepared(&format!("CREATE TABLE public.items {table}"))
-        .await?;
+    conn.execute_unprepared(&format!(
+        "CREATE TABLE public.items {table};
+         CREATE TABLE public.tenants (tenant_id text PRIMARY KEY, \
+             schema_name text NOT NULL UNIQUE, status text NOT NULL)"
+    ))
+    .await?;
     let mut tenants = Vec::with_capacity(count);
     let mut sql = String::new();
     for i in 0..count {
         let tenant = Tenant::from_id(TenantId::new(&format!("f{i:03}"))?)?;
         let schema = tenant.schema().quoted();
         sql.push_str(&format!(
-            "CREATE SCHEMA {schema}; CREATE TABLE {schema}.items {table};"
+            "CREATE SCHEMA {schema}; CREATE TABLE {schema}.items {table};
+             INSERT INTO public.tenants VALUES ('{}', '{}', 'active');",
+            tenant.id().as_str(),
+            tenant.schema().as_str()
         ));
         tenants.push(tenant);
         if sql.len() > 50_000 {
@@ -72,12 +81,23 @@ pub async fn create_tenants(
     Ok(tenants)
 }
 
+/// The handle under test: one pool, and a registry read on every
+/// by-id transaction (no cache), so registry lookups meet the faults too.
+pub fn tenant_db(conn: &DatabaseConnection) -> Result<TenantDb, ScopeError> {
+    let registry = TenantRegistry::with_config(
+        conn.clone(),
+        RegistryConfig::default().with_ttl(Duration::ZERO),
+    );
+    Ok(TenantDb::new(conn.clone())?.with_registry(registry))
+}
+
 /// What one transaction of the workload does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Kind {
     /// `begin`, insert one row, a read check, `commit`.
     Write,
-    /// The closure API: insert one row inside `TenantDb::transaction`.
+    /// The closure API: insert one row inside `TenantDb::transaction`, or
+    /// (odd ops) `TenantDb::transaction_registered`, by id.
     ClosureWrite,
     /// Read the tenant's rows and check none is foreign; commit.
     Read,
@@ -197,7 +217,10 @@ impl Ledger {
         self.entries.lock().unwrap().insert(op, entry);
         let mut counts = self.counts.lock().unwrap();
         counts.transactions += 1;
-        *counts.by_kind.entry(format!("{:?}", entry.kind)).or_default() += 1;
+        *counts
+            .by_kind
+            .entry(format!("{:?}", entry.kind))
+            .or_default() += 1;
         match entry.outcome {
             Outcome::Acknowledged => counts.acknowledged += 1,
             Outcome::Failed => counts.failed += 1,
@@ -282,7 +305,8 @@ pub async fn run(db: &TenantDb, tenants: &Arc<Vec<Tenant>>, workload: &Workload)
             workload.clone(),
         );
         handles.push(tokio::spawn(async move {
-            let mut rng = Rng::new(workload.seed ^ (worker + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15));
+            let mut rng =
+                Rng::new(workload.seed ^ (worker + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15));
             loop {
                 let op = next_op.fetch_add(1, Ordering::SeqCst);
                 if op >= workload.transactions {
@@ -333,7 +357,16 @@ pub async fn run(db: &TenantDb, tenants: &Arc<Vec<Tenant>>, workload: &Workload)
                     }
                     Ok(()) => None,
                 };
-                ledger.record(op, Entry { tenant, kind, outcome }, cancelled, error);
+                ledger.record(
+                    op,
+                    Entry {
+                        tenant,
+                        kind,
+                        outcome,
+                    },
+                    cancelled,
+                    error,
+                );
             }
         }));
     }
@@ -366,16 +399,13 @@ impl RunResult {
 fn pick_kind(rng: &mut Rng, mix: [u32; 5]) -> Kind {
     let total: u32 = mix.iter().sum();
     let mut roll = u32::try_from(rng.below(u64::from(total))).unwrap();
-    for (weight, kind) in mix
-        .iter()
-        .zip([
-            Kind::Write,
-            Kind::ClosureWrite,
-            Kind::Read,
-            Kind::Savepoints,
-            Kind::SwallowedError,
-        ])
-    {
+    for (weight, kind) in mix.iter().zip([
+        Kind::Write,
+        Kind::ClosureWrite,
+        Kind::Read,
+        Kind::Savepoints,
+        Kind::SwallowedError,
+    ]) {
         if roll < *weight {
             return kind;
         }
@@ -434,18 +464,12 @@ fn one_transaction<'a>(
         let id = tenant.id().as_str().to_owned();
         match kind {
             Kind::ClosureWrite => {
-                let marker = Arc::clone(&commit_sent);
-                db.transaction::<_, _, Failure>(tenant, |txn| {
-                    Box::pin(async move {
-                        txn.execute_raw(insert(op, &id, NOTE_MAIN)).await?;
-                        maybe_sleep(txn, sleep_ms).await?;
-                        check_scope(txn, &id).await?;
-                        // Returning Ok makes `transaction` send COMMIT next.
-                        marker.mark();
-                        Ok(())
-                    })
-                })
-                .await
+                let body = write_body(op, id, sleep_ms, Arc::clone(&commit_sent));
+                if op % 2 == 1 {
+                    db.transaction_registered(tenant.id(), body).await
+                } else {
+                    db.transaction(tenant, body).await
+                }
             }
             Kind::Write | Kind::Read | Kind::Savepoints | Kind::SwallowedError => {
                 let txn = db.begin(tenant).await?;
@@ -487,6 +511,28 @@ fn one_transaction<'a>(
                 Ok(())
             }
         }
+    }
+}
+
+/// The callback of [`Kind::ClosureWrite`].
+fn write_body(
+    op: i64,
+    id: String,
+    sleep_ms: Option<u32>,
+    marker: Arc<CommitSent>,
+) -> impl for<'c> FnOnce(
+    &'c TenantTransaction,
+) -> std::pin::Pin<Box<dyn Future<Output = Result<(), Failure>> + Send + 'c>>
++ Send {
+    move |txn| {
+        Box::pin(async move {
+            txn.execute_raw(insert(op, &id, NOTE_MAIN)).await?;
+            maybe_sleep(txn, sleep_ms).await?;
+            check_scope(txn, &id).await?;
+            // Returning Ok makes `transaction` send COMMIT next.
+            marker.mark();
+            Ok(())
+        })
     }
 }
 
@@ -542,7 +588,10 @@ pub async fn verify(
                 "foreign row: op {op} of tenant {owner} is in {}",
                 tenants[idx].schema()
             );
-            assert_ne!(note, NOTE_UNDONE, "op {op}: a rolled-back savepoint's row is present");
+            assert_ne!(
+                note, NOTE_UNDONE,
+                "op {op}: a rolled-back savepoint's row is present"
+            );
             found.entry((op, note)).or_default().push(idx);
             rows += 1;
         }
@@ -559,7 +608,10 @@ pub async fn verify(
             "op {op} ({note}) is present {} times: done twice",
             places.len()
         );
-        assert_eq!(places[0], entry.tenant, "op {op} landed in another tenant's schema");
+        assert_eq!(
+            places[0], entry.tenant,
+            "op {op} landed in another tenant's schema"
+        );
     }
     let mut verified = Verified {
         rows,
