@@ -1,4 +1,4 @@
-//! Fault: the process running `migrate_all` is SIGKILLed mid-run, at points
+//! Fault: the process running `migrate_all` is killed (SIGKILL) mid-run, at points
 //! made certain by gates: a migration waits on an advisory lock the test
 //! holds, so the child is killed while it is known to be inside that
 //! migration (or waiting for a tenant's lock, or at a random moment).

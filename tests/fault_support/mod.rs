@@ -452,64 +452,62 @@ async fn maybe_sleep(txn: &TenantTransaction, sleep_ms: Option<u32>) -> Result<(
     Ok(())
 }
 
-fn one_transaction<'a>(
-    db: &'a TenantDb,
-    tenant: &'a Tenant,
+async fn one_transaction(
+    db: &TenantDb,
+    tenant: &Tenant,
     op: i64,
     kind: Kind,
     sleep_ms: Option<u32>,
     commit_sent: Arc<CommitSent>,
-) -> impl Future<Output = Result<(), Failure>> + Send + 'a {
-    async move {
-        let id = tenant.id().as_str().to_owned();
-        match kind {
-            Kind::ClosureWrite => {
-                let body = write_body(op, id, sleep_ms, Arc::clone(&commit_sent));
-                if op % 2 == 1 {
-                    db.transaction_registered(tenant.id(), body).await
-                } else {
-                    db.transaction(tenant, body).await
-                }
+) -> Result<(), Failure> {
+    let id = tenant.id().as_str().to_owned();
+    match kind {
+        Kind::ClosureWrite => {
+            let body = write_body(op, id, sleep_ms, Arc::clone(&commit_sent));
+            if op % 2 == 1 {
+                db.transaction_registered(tenant.id(), body).await
+            } else {
+                db.transaction(tenant, body).await
             }
-            Kind::Write | Kind::Read | Kind::Savepoints | Kind::SwallowedError => {
-                let txn = db.begin(tenant).await?;
-                match kind {
-                    Kind::Write => {
-                        txn.execute_raw(insert(op, &id, NOTE_MAIN)).await?;
-                    }
-                    Kind::SwallowedError => {
-                        txn.execute_raw(insert(op, &id, NOTE_MAIN)).await?;
-                        check_scope(&txn, &id).await?;
-                        let failed = txn.execute_unprepared("SELECT 1 / 0").await;
+        }
+        Kind::Write | Kind::Read | Kind::Savepoints | Kind::SwallowedError => {
+            let txn = db.begin(tenant).await?;
+            match kind {
+                Kind::Write => {
+                    txn.execute_raw(insert(op, &id, NOTE_MAIN)).await?;
+                }
+                Kind::SwallowedError => {
+                    txn.execute_raw(insert(op, &id, NOTE_MAIN)).await?;
+                    check_scope(&txn, &id).await?;
+                    let failed = txn.execute_unprepared("SELECT 1 / 0").await;
+                    assert!(failed.is_err(), "1 / 0 succeeded");
+                    commit_sent.mark();
+                    txn.commit().await?;
+                    return Ok(());
+                }
+                Kind::Savepoints => {
+                    txn.execute_raw(insert(op, &id, NOTE_MAIN)).await?;
+                    let kept = txn.begin().await?;
+                    kept.execute_raw(insert(op, &id, NOTE_RELEASED)).await?;
+                    kept.commit().await?;
+                    let undone = txn.begin().await?;
+                    undone.execute_raw(insert(op, &id, NOTE_UNDONE)).await?;
+                    maybe_sleep(&undone, sleep_ms).await?;
+                    if op % 2 == 0 {
+                        // Rolling back to the savepoint recovers the
+                        // transaction from a failed statement.
+                        let failed = undone.execute_unprepared("SELECT 1 / 0").await;
                         assert!(failed.is_err(), "1 / 0 succeeded");
-                        commit_sent.mark();
-                        txn.commit().await?;
-                        return Ok(());
                     }
-                    Kind::Savepoints => {
-                        txn.execute_raw(insert(op, &id, NOTE_MAIN)).await?;
-                        let kept = txn.begin().await?;
-                        kept.execute_raw(insert(op, &id, NOTE_RELEASED)).await?;
-                        kept.commit().await?;
-                        let undone = txn.begin().await?;
-                        undone.execute_raw(insert(op, &id, NOTE_UNDONE)).await?;
-                        maybe_sleep(&undone, sleep_ms).await?;
-                        if op % 2 == 0 {
-                            // Rolling back to the savepoint recovers the
-                            // transaction from a failed statement.
-                            let failed = undone.execute_unprepared("SELECT 1 / 0").await;
-                            assert!(failed.is_err(), "1 / 0 succeeded");
-                        }
-                        undone.rollback().await?;
-                    }
-                    Kind::Read | Kind::ClosureWrite => {}
+                    undone.rollback().await?;
                 }
-                maybe_sleep(&txn, sleep_ms).await?;
-                check_scope(&txn, &id).await?;
-                commit_sent.mark();
-                txn.commit().await?;
-                Ok(())
+                Kind::Read | Kind::ClosureWrite => {}
             }
+            maybe_sleep(&txn, sleep_ms).await?;
+            check_scope(&txn, &id).await?;
+            commit_sent.mark();
+            txn.commit().await?;
+            Ok(())
         }
     }
 }
