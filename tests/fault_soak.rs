@@ -57,10 +57,18 @@ async fn soak(tenant_count: usize, transactions: u64) -> Result<(), BoxError> {
     let sampler = {
         let (peak, done) = (Arc::clone(&peak), Arc::clone(&done));
         tokio::spawn(async move {
+            // The peak, and a sample every 20 s to show the trend.
+            let started = Instant::now();
+            let mut samples = Vec::new();
             while !done.load(Ordering::SeqCst) {
-                peak.fetch_max(pg::rss_kib().unwrap_or(0), Ordering::Relaxed);
+                let rss = pg::rss_kib().unwrap_or(0);
+                peak.fetch_max(rss, Ordering::Relaxed);
+                if started.elapsed().as_secs() >= 20 * (samples.len() as u64 + 1) {
+                    samples.push(rss);
+                }
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
+            samples
         })
     };
 
@@ -77,7 +85,7 @@ async fn soak(tenant_count: usize, transactions: u64) -> Result<(), BoxError> {
     let result = run(&db, &tenants, &workload).await;
     let elapsed = started.elapsed();
     done.store(true, Ordering::SeqCst);
-    sampler.await?;
+    let samples = sampler.await?;
     let rss_end = pg::rss_kib().unwrap_or(0);
     let counts = result.ledger.counts();
     eprintln!(
@@ -88,8 +96,10 @@ async fn soak(tenant_count: usize, transactions: u64) -> Result<(), BoxError> {
     );
     eprintln!("soak: {counts}");
     eprintln!(
-        "soak: RSS (VmRSS) {rss_start} KiB at start, {} KiB peak, {rss_end} KiB at end",
-        peak.load(Ordering::Relaxed)
+        "soak: RSS (VmRSS) {rss_start} KiB at start, {} KiB peak, {rss_end} KiB at end \
+         (the test's own ledger holds about {} KiB of it); every 20 s: {samples:?} KiB",
+        peak.load(Ordering::Relaxed),
+        result.ledger.approx_kib()
     );
     result.assert_no_violations();
     assert_eq!(counts.transactions, transactions);

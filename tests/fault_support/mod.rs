@@ -240,6 +240,14 @@ impl Ledger {
     pub fn counts(&self) -> Counts {
         self.counts.lock().unwrap().clone()
     }
+
+    /// About how much memory the ledger itself holds (KiB): part of the
+    /// process's RSS growth over a run is this bookkeeping, not the library.
+    pub fn approx_kib(&self) -> u64 {
+        let entries = self.entries.lock().unwrap();
+        let per_slot = std::mem::size_of::<(i64, Entry)>() + 1;
+        (entries.capacity() * per_slot / 1024) as u64
+    }
 }
 
 /// Why a transaction of the workload failed.
