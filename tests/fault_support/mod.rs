@@ -344,6 +344,8 @@ pub async fn run(db: &TenantDb, tenants: &Arc<Vec<Tenant>>, workload: &Workload)
                 };
                 let outcome = match (&result, cancelled) {
                     (Ok(()), false) => Outcome::Acknowledged,
+                    // The server rolled it back, whatever `commit` said.
+                    (Err(_), false) if kind == Kind::SwallowedError => Outcome::Failed,
                     _ if commit_sent.get() => Outcome::Ambiguous,
                     _ => Outcome::Failed,
                 };
