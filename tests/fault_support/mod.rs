@@ -19,9 +19,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
+use futures_util::StreamExt as _;
 use sea_orm::{
     ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr, Statement,
-    TransactionTrait,
+    StreamTrait as _, TransactionTrait,
 };
 use tenancy::sea_orm::{
     Error as ScopeError, RegistryConfig, TenantDb, TenantRegistry, TenantTransaction,
@@ -99,7 +100,9 @@ pub enum Kind {
     /// The closure API: insert one row inside `TenantDb::transaction`, or
     /// (odd ops) `TenantDb::transaction_registered`, by id.
     ClosureWrite,
-    /// Read the tenant's rows and check none is foreign; commit.
+    /// Read the tenant's rows and check none is foreign; commit. Every
+    /// third one first streams the rows and stops after two, leaving the
+    /// rest of the result unread on the connection.
     Read,
     /// Insert a row, then a savepoint whose row is kept (released) and one
     /// whose row is rolled back (after a failed statement, half the time);
@@ -510,6 +513,24 @@ async fn one_transaction(
                         assert!(failed.is_err(), "1 / 0 succeeded");
                     }
                     undone.rollback().await?;
+                }
+                Kind::Read if op % 3 == 0 => {
+                    let mut rows = txn
+                        .stream_raw(Statement::from_string(
+                            DbBackend::Postgres,
+                            "SELECT tenant FROM items",
+                        ))
+                        .await?;
+                    for _ in 0..2 {
+                        if let Some(row) = rows.next().await {
+                            let owner: String = row?.try_get("", "tenant")?;
+                            if owner != id {
+                                return Err(Failure::Foreign(format!(
+                                    "scope of {id} streamed a row of {owner}"
+                                )));
+                            }
+                        }
+                    }
                 }
                 Kind::Read | Kind::ClosureWrite => {}
             }
