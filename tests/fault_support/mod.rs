@@ -399,6 +399,7 @@ pub struct RunResult {
 
 impl RunResult {
     /// Fails with the number of violations and the first few.
+    #[track_caller]
     pub fn assert_no_violations(&self) {
         assert!(
             self.violations.is_empty(),
