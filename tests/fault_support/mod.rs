@@ -285,16 +285,21 @@ impl fmt::Display for Failure {
     }
 }
 
-/// Set once `COMMIT` may have reached the server.
+/// How far a transaction got, as its worker saw it.
 #[derive(Default)]
-struct CommitSent(AtomicBool);
+struct CommitSent {
+    /// `COMMIT` may have reached the server.
+    sent: AtomicBool,
+    /// The closure API's callback returned an error.
+    callback_failed: AtomicBool,
+}
 
 impl CommitSent {
     fn mark(&self) {
-        self.0.store(true, Ordering::SeqCst);
+        self.sent.store(true, Ordering::SeqCst);
     }
     fn get(&self) -> bool {
-        self.0.load(Ordering::SeqCst)
+        self.sent.load(Ordering::SeqCst)
     }
 }
 
@@ -353,6 +358,15 @@ pub async fn run(db: &TenantDb, tenants: &Arc<Vec<Tenant>>, workload: &Workload)
                     _ => Outcome::Failed,
                 };
                 let error = match result {
+                    Err(Failure::Scope(err))
+                        if commit_sent.callback_failed.load(Ordering::SeqCst) =>
+                    {
+                        let msg = format!(
+                            "op {op}: the callback's error was replaced by the library's: {err}"
+                        );
+                        violations.lock().await.push(msg.clone());
+                        Some(msg)
+                    }
                     Err(Failure::Foreign(msg)) => {
                         violations.lock().await.push(msg.clone());
                         Some(msg)
@@ -556,12 +570,20 @@ fn write_body(
 + Send {
     move |txn| {
         Box::pin(async move {
-            txn.execute_raw(insert(op, &id, NOTE_MAIN)).await?;
-            maybe_sleep(txn, sleep_ms).await?;
-            check_scope(txn, &id).await?;
-            // Returning Ok makes `transaction` send COMMIT next.
-            marker.mark();
-            Ok(())
+            let result = async {
+                txn.execute_raw(insert(op, &id, NOTE_MAIN)).await?;
+                maybe_sleep(txn, sleep_ms).await?;
+                check_scope(txn, &id).await
+            }
+            .await;
+            match result {
+                // Returning Ok makes `transaction` send COMMIT next.
+                Ok(()) => marker.mark(),
+                // `transaction` must hand this error back, whatever its
+                // rollback meets (a dead connection, say).
+                Err(_) => marker.callback_failed.store(true, Ordering::SeqCst),
+            }
+            result
         })
     }
 }
