@@ -48,6 +48,13 @@ pub enum HarnessError {
         source: url::ParseError,
     },
 
+    /// `TENANCY_TEST_PGBOUNCER` is set but is not `host:port`.
+    #[error("TENANCY_TEST_PGBOUNCER={value:?} is not host:port (e.g. 127.0.0.1:6432); fix or unset it")]
+    InvalidPooler {
+        /// The variable's value.
+        value: String,
+    },
+
     /// Connecting to a server's maintenance database failed.
     #[error("{source} (server {url})")]
     Connect {

@@ -21,6 +21,10 @@
 //! drops databases of that form older than an hour, left by crashed runs
 //! ([`sweep_stale`]); younger ones may belong to a run in progress and are never touched.
 //!
+//! [`TestDatabase::pooler_connect_options`] reaches the same database through a
+//! transaction-mode PgBouncer named by `TENANCY_TEST_PGBOUNCER` (`.ci/run` starts one),
+//! for the pooler tests; see [`PGBOUNCER_VAR`].
+//!
 //! [`TestDatabase::close`] drops the database (`WITH (FORCE)`, so connections still open
 //! do not block it; Postgres 13+). If a test panics before closing, `Drop` does the
 //! same on a helper thread, best-effort: failures are logged with `tracing`, never raised.
@@ -50,11 +54,13 @@ mod container;
 mod database;
 mod error;
 mod naming;
+mod pooler;
 mod source;
 mod sweep;
 
 pub use database::TestDatabase;
 pub use error::HarnessError;
 pub use naming::{DATABASE_PREFIX, STALE_AFTER};
+pub use pooler::{PGBOUNCER_VAR, pgbouncer_address, pgbouncer_skip_message};
 pub use source::{ENV_URL_VAR, HarnessConfig, LOCAL_URL, Source};
 pub use sweep::sweep_stale;

@@ -188,3 +188,84 @@ pub async fn finish(test_db: TestDatabase, pools: Vec<DatabaseConnection>) -> Te
     test_db.close().await?;
     Ok(())
 }
+
+/// How the library's pool reaches the server: directly, or through the
+/// transaction-mode PgBouncer of `TENANCY_TEST_PGBOUNCER` (`.ci/run` starts
+/// one). The isolation, leak and concurrency tests run both ways, same code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    Direct,
+    PgBouncer,
+}
+
+impl Route {
+    /// A pool of `max_connections` on `test_db` by this route; `None` (with
+    /// the skip message printed) when there is no PgBouncer to go through.
+    pub async fn connect(
+        self,
+        test: &str,
+        test_db: &TestDatabase,
+        max_connections: u32,
+    ) -> Result<Option<DatabaseConnection>, DbErr> {
+        let mut opts = match self {
+            Route::Direct => test_db.connect_options(),
+            Route::PgBouncer => match test_db
+                .pooler_connect_options()
+                .map_err(|e| DbErr::Custom(e.to_string()))?
+            {
+                Some(opts) => opts,
+                None => {
+                    println!("{}", tenancy_testing::pgbouncer_skip_message(test));
+                    return Ok(None);
+                }
+            },
+        };
+        opts.max_connections(max_connections);
+        Database::connect(opts).await.map(Some)
+    }
+
+    /// The `TenantDb` for a pool of this route: through a transaction-mode
+    /// pooler, in pooler mode.
+    pub fn tenant_db(self, conn: &DatabaseConnection) -> tenancy_sea_orm::TenantDb {
+        let db = tenancy_sea_orm::TenantDb::new(conn.clone()).unwrap();
+        match self {
+            Route::Direct => db,
+            Route::PgBouncer => db,
+        }
+    }
+}
+
+/// Runs `$test(Route)` twice: `direct` and `through_pgbouncer` (skipped, with
+/// a message, when `TENANCY_TEST_PGBOUNCER` is unset).
+#[macro_export]
+macro_rules! both_routes {
+    ($(#[$attr:meta])* $test:ident) => {
+        mod $test {
+            use super::*;
+
+            $(#[$attr])*
+            async fn direct() -> TestResult {
+                super::$test(common::Route::Direct).await
+            }
+
+            $(#[$attr])*
+            async fn through_pgbouncer() -> TestResult {
+                super::$test(common::Route::PgBouncer).await
+            }
+        }
+    };
+}
+
+/// The first column of the one row a simple-protocol query returns, as text.
+/// Simple queries use no prepared statement, so this is safe unscoped through
+/// a transaction-mode pooler (SeaORM's own queries are not: see the README).
+pub async fn simple_text(conn: &DatabaseConnection, sql: &str) -> Result<Option<String>, DbErr> {
+    use sea_orm::sqlx::Row as _;
+    let pool = conn.get_postgres_connection_pool();
+    let row = sea_orm::sqlx::raw_sql(sqlx_core::sql_str::AssertSqlSafe(sql.to_owned()))
+        .fetch_one(pool)
+        .await
+        .map_err(|e| DbErr::Custom(format!("{sql}: {e}")))?;
+    row.try_get::<Option<String>, _>(0)
+        .map_err(|e| DbErr::Custom(format!("{sql}: {e}")))
+}
