@@ -6,7 +6,10 @@ use sea_orm::sea_query::Values;
 use sea_orm::sqlx::pool::PoolConnection;
 use sea_orm::sqlx::postgres::PgDatabaseError;
 use sea_orm::sqlx::{self, Connection as _, Postgres};
-use sea_orm::{ConnAcquireErr, DbErr, RuntimeErr, Statement};
+use sea_orm::{
+    ConnAcquireErr, DatabaseConnection, DatabaseConnectionType, DbErr, QueryResult, RuntimeErr,
+    Statement,
+};
 use sea_query_sqlx::SqlxValues;
 use sqlx_core::sql_str::{AssertSqlSafe, SqlSafeStr, SqlStr};
 use sqlx_core::transaction::TransactionManager;
@@ -39,12 +42,33 @@ pub(crate) struct ScopedConnection {
     /// or savepoint), if one did: PostgreSQL then ignores everything but a
     /// rollback, and answers COMMIT with ROLLBACK (sqlx hides that answer).
     pub(crate) failure: Option<DbErr>,
+    /// Pooler mode: every statement is sent unnamed (see [`Statements`]).
+    pub(crate) statements: Statements,
+}
+
+/// How the statements of a scoped transaction are prepared.
+///
+/// Behind a transaction-mode pooler (PgBouncer before 1.21) a client
+/// connection gets a server connection per transaction, while sqlx names its
+/// prepared statements per client connection (`sqlx_s_1`, ...) and caches
+/// them across transactions: a later transaction meets a server connection
+/// where that name is missing, taken, or another client's statement. Unnamed
+/// statements live only until the next statement of the same transaction,
+/// which always runs on the same server connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) enum Statements {
+    /// sqlx's default: named and cached per connection by SQL text.
+    #[default]
+    Named,
+    /// Unnamed, parsed again each time: nothing outlives the statement.
+    Unnamed,
 }
 
 impl ScopedConnection {
     pub(crate) async fn open(
         conn: PoolConnection<Postgres>,
         begin_sql: String,
+        statements: Statements,
     ) -> Result<Self, (Self, sqlx::Error)> {
         let mut scoped = Self {
             conn,
@@ -52,6 +76,7 @@ impl ScopedConnection {
             fresh: true,
             begin_sql: AssertSqlSafe(begin_sql).into_sql_str(),
             failure: None,
+            statements,
         };
         match PgTransactionManager::begin(&mut scoped.conn, Some(scoped.begin_sql.clone())).await {
             Ok(()) => {
@@ -131,6 +156,49 @@ impl Drop for ScopedConnection {
     }
 }
 
+/// One unscoped read that is safe behind a transaction-mode pooler: an
+/// unnamed statement inside a read-only transaction. Outside a transaction
+/// the pooler may hand the Bind to another server connection than the Parse
+/// (sqlx syncs in between), where the unnamed statement is someone else's.
+pub(crate) async fn query_one_unnamed(
+    conn: &DatabaseConnection,
+    stmt: &Statement,
+) -> Result<Option<QueryResult>, DbErr> {
+    let DatabaseConnectionType::SqlxPostgresPoolConnection(_) = &conn.inner else {
+        return Err(DbErr::Custom(
+            "pooler mode needs a PostgreSQL connection pool".to_owned(),
+        ));
+    };
+    let mut pooled = conn
+        .get_postgres_connection_pool()
+        .acquire()
+        .await
+        .map_err(acquire_err)?;
+    let cached = pooled.cached_statements_size();
+    if cached > 0 {
+        // sqlx would reuse a cached name for the same SQL text.
+        pooled.close_on_drop();
+        return Err(DbErr::Custom(format!(
+            "the pooled connection holds {cached} named prepared statements from queries run \
+             outside tenancy on the same pool, which behind a transaction-mode pooler can run \
+             another client's statement; the connection was closed, retry, and run unscoped \
+             queries on a direct connection"
+        )));
+    }
+    let mut scoped =
+        ScopedConnection::open(pooled, "BEGIN READ ONLY".to_owned(), Statements::Unnamed)
+            .await
+            .map_err(|(_discarded, err)| conn_err(err))?;
+    let row = sqlx_query(stmt, Statements::Unnamed)
+        .fetch_optional(&mut *scoped.conn)
+        .await
+        .map_err(query_err)?;
+    PgTransactionManager::commit(&mut scoped.conn)
+        .await
+        .map_err(exec_err)?;
+    Ok(row.map(QueryResult::from))
+}
+
 /// Whether a SeaORM error is PostgreSQL's "cached plan must not change result
 /// type" (SQLSTATE 0A000). A transaction that fails with it can be retried:
 /// the connection it ran on is discarded, so the retry prepares afresh.
@@ -171,12 +239,22 @@ pub(crate) fn sqlstate(err: &sqlx::Error) -> Option<String> {
         .map(|code| code.into_owned())
 }
 
-pub(crate) fn sqlx_query(stmt: &Statement) -> sqlx::query::Query<'_, Postgres, SqlxValues> {
+/// The sqlx query for a SeaORM statement, named or unnamed.
+///
+/// sqlx 0.9.0 looks a statement up in the connection's cache before it looks
+/// at `persistent`, so an unnamed query still reuses a named statement cached
+/// for the same SQL text; pooler mode therefore refuses connections whose
+/// cache is not empty (see `TenantDb::begin_with`).
+pub(crate) fn sqlx_query(
+    stmt: &Statement,
+    statements: Statements,
+) -> sqlx::query::Query<'_, Postgres, SqlxValues> {
     let values = stmt
         .values
         .as_ref()
         .map_or(Values(Vec::new()), Clone::clone);
     sqlx::query_with(AssertSqlSafe(stmt.sql.as_str()), SqlxValues(values))
+        .persistent(statements == Statements::Named)
 }
 
 pub(crate) fn exec_err(err: sqlx::Error) -> DbErr {

@@ -5,14 +5,16 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use sea_orm::sqlx::PgPool;
+use sea_orm::sqlx::{Connection as _, PgPool};
 use sea_orm::{DatabaseConnection, DatabaseConnectionType, DbErr};
 use tenancy_core::{
     SchemaName, SearchPath, SharedSchema, TableName, Tenant, TenantId, TenantScope,
 };
 use tracing::Instrument as _;
 
-use crate::connection::{ScopedConnection, acquire_err, conn_err, routine, sqlstate};
+use crate::connection::{
+    ScopedConnection, Statements, acquire_err, conn_err, routine, sqlstate,
+};
 use crate::error::{Error, ScopeLabel};
 use crate::options::ScopeOptions;
 use crate::registry::TenantRegistry;
@@ -66,6 +68,8 @@ pub struct TenantDb {
     registry: TenantRegistry,
     /// Checks the schema with a lock on this table instead of a SELECT.
     probe: Option<TableName>,
+    /// Named (sqlx's default) or unnamed: [`TenantDb::behind_pooler`].
+    statements: Statements,
 }
 
 impl TenantDb {
@@ -103,7 +107,73 @@ impl TenantDb {
             options: ScopeOptions::default(),
             registry,
             probe: None,
+            statements: Statements::Named,
         })
+    }
+
+    /// Pooler mode, for a pool that reaches PostgreSQL through a
+    /// transaction-mode pooler such as PgBouncer before 1.21: every statement
+    /// of a scoped transaction is sent as an unnamed prepared statement, and
+    /// registry lookups run in a short read-only transaction with an unnamed
+    /// statement too.
+    ///
+    /// sqlx names prepared statements per client connection (`sqlx_s_1`, …)
+    /// and reuses them in later transactions, which a transaction-mode pooler
+    /// may run on another server connection: there the name is missing,
+    /// already taken, or another client's statement (an acknowledged `INSERT`
+    /// that stored nothing, a read that ran as an `INSERT`). An unnamed
+    /// statement only lives until the next statement of the same transaction,
+    /// on the same server connection. The price is one parse per statement
+    /// (`BENCHMARKS.md` has the measured cost); the opening `BEGIN; SET LOCAL
+    /// …`, `COMMIT` and `ROLLBACK` are simple queries in both modes.
+    ///
+    /// What is supported behind such a pooler: scoped transactions and
+    /// registry lookups of a `TenantDb` in this mode. Not supported: SeaORM
+    /// queries on the same pool outside tenancy's transactions (they use named
+    /// statements; run them on a direct connection), and `tenancy-migrate`'s
+    /// fleet operations, which refuse a pooler and need a direct URL. A pooled
+    /// connection that carries named statements cached by such queries is
+    /// refused ([`Error::NamedStatementsBehindPooler`]) and closed.
+    ///
+    /// ```
+    /// use sea_orm::ConnectionTrait;
+    ///
+    /// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let test_db = tenancy_testing::TestDatabase::create().await?;
+    /// # let conn = test_db.connect().await?;
+    /// # conn.execute_unprepared("CREATE SCHEMA tenant_acme; CREATE TABLE tenant_acme.note (body text)").await?;
+    /// // `conn` would be a pool on PgBouncer's address, e.g. postgres://app@pgbouncer:6432/app.
+    /// let db = tenancy_sea_orm::TenantDb::new(conn)?.behind_pooler();
+    /// assert!(db.is_behind_pooler());
+    /// let acme = tenancy_core::Tenant::from_id("acme".parse()?)?;
+    /// let txn = db.begin(&acme).await?;
+    /// txn.execute_raw(sea_orm::Statement::from_sql_and_values(
+    ///     sea_orm::DbBackend::Postgres,
+    ///     "INSERT INTO note VALUES ($1)", // an unnamed statement
+    ///     ["hello".into()],
+    /// )).await?;
+    /// txn.commit().await?;
+    /// # db.connection().clone().close().await?;
+    /// # test_db.close().await?;
+    /// # Ok(()) }
+    /// ```
+    #[must_use]
+    pub fn behind_pooler(mut self) -> Self {
+        self.statements = Statements::Unnamed;
+        self.registry = self.registry.behind_pooler();
+        self
+    }
+
+    /// Whether this handle is in [pooler mode](Self::behind_pooler).
+    ///
+    /// ```
+    /// # fn demo(db: tenancy_sea_orm::TenantDb) {
+    /// assert!(!db.is_behind_pooler() || db.registry().is_behind_pooler());
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn is_behind_pooler(&self) -> bool {
+        self.statements == Statements::Unnamed
     }
 
     /// Strict mode: every transaction's search path holds the tenant's schema
@@ -214,7 +284,12 @@ impl TenantDb {
     /// ```
     #[must_use]
     pub fn with_registry(mut self, registry: TenantRegistry) -> Self {
-        self.registry = registry;
+        // In pooler mode, whatever the registry was built with.
+        self.registry = if self.is_behind_pooler() {
+            registry.behind_pooler()
+        } else {
+            registry
+        };
         self
     }
 
@@ -338,11 +413,20 @@ impl TenantDb {
         let path = self.search_path(scope);
         let begin_sql = options.begin_statement(&path, self.probe.as_ref());
         let opened = async {
-            let conn = self.pool.acquire().await.map_err(|err| Error::Connection {
+            let mut conn = self.pool.acquire().await.map_err(|err| Error::Connection {
                 scope: (*label).clone(),
                 source: acquire_err(err),
             })?;
-            ScopedConnection::open(conn, begin_sql)
+            let cached = conn.cached_statements_size();
+            if self.is_behind_pooler() && cached > 0 {
+                // sqlx would reuse those names for the same SQL text.
+                conn.close_on_drop();
+                return Err(Error::NamedStatementsBehindPooler {
+                    scope: (*label).clone(),
+                    cached,
+                });
+            }
+            ScopedConnection::open(conn, begin_sql, self.statements)
                 .await
                 .map_err(|(_discarded, err)| begin_error(&label, options, self.probe.as_ref(), err))
         }
@@ -577,6 +661,7 @@ impl fmt::Debug for TenantDb {
             .field("shared", &self.shared)
             .field("options", &self.options)
             .field("registry", &self.registry)
+            .field("statements", &self.statements)
             .finish_non_exhaustive()
     }
 }

@@ -160,6 +160,26 @@ pub enum Error {
         source: DbErr,
     },
 
+    /// Pooler mode ([`TenantDb::behind_pooler`](crate::TenantDb::behind_pooler)):
+    /// the pooled connection holds named prepared statements that queries run
+    /// outside tenancy (SeaORM on the same pool) left in sqlx's cache. sqlx
+    /// would reuse them for the same SQL, and behind a transaction-mode pooler
+    /// such a name can run another client's statement. The connection is
+    /// closed, so retrying gets a clean one.
+    #[error(
+        "cannot open a pooler-mode transaction for {scope}: the pooled connection holds \
+         {cached} named prepared statements from queries run outside tenancy on the same pool, \
+         which behind a transaction-mode pooler can run another client's statement; the \
+         connection was closed, retry. Run unscoped queries on a direct connection (or inside \
+         a tenancy transaction), not on the pool given to TenantDb"
+    )]
+    NamedStatementsBehindPooler {
+        /// The tenant.
+        scope: ScopeLabel,
+        /// How many named statements the connection had cached.
+        cached: usize,
+    },
+
     /// `COMMIT` failed. When the server refused it (a deferred constraint, a
     /// serialization failure) the transaction was rolled back; when the
     /// connection was lost while the COMMIT was in flight, nobody knows
@@ -249,6 +269,7 @@ impl Error {
             | Self::ProbeTableMissing { scope, .. }
             | Self::Role { scope, .. }
             | Self::Begin { scope, .. }
+            | Self::NamedStatementsBehindPooler { scope, .. }
             | Self::Commit { scope, .. }
             | Self::CommitRolledBack { scope, .. }
             | Self::Rollback { scope, .. } => scope.tenant.as_ref(),

@@ -58,6 +58,7 @@ use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, DbErr, QueryResult
 use tenancy_core::{SchemaName, SharedSchema, TableName, Tenant, TenantId, TenantStatus};
 
 use crate::Error;
+use crate::connection::{Statements, query_one_unnamed};
 
 /// Where the registry table is and how long its rows are cached.
 ///
@@ -304,6 +305,8 @@ pub struct TenantRegistry {
     /// invalidation may have read the row before the change being
     /// invalidated; comparing epochs keeps it from caching that stale row.
     epoch: Arc<AtomicU64>,
+    /// Pooler mode: lookups are unnamed statements in a read-only transaction.
+    statements: Statements,
 }
 
 impl TenantRegistry {
@@ -357,7 +360,44 @@ impl TenantRegistry {
             select_sql: select_sql.into(),
             cache,
             epoch: Arc::new(AtomicU64::new(0)),
+            statements: Statements::Named,
         }
+    }
+
+    /// Pooler mode (see [`TenantDb::behind_pooler`](crate::TenantDb::behind_pooler),
+    /// which sets it on its registry): each lookup that reaches the database
+    /// runs as an unnamed statement inside a short read-only transaction, so
+    /// it is safe behind a transaction-mode pooler such as PgBouncer before
+    /// 1.21. Costs two more round trips per lookup (`BEGIN`, `COMMIT`); the
+    /// cache in front is unchanged.
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let db = tenancy_testing::TestDatabase::create().await?;
+    /// # let conn = db.connect().await?;
+    /// let registry = tenancy_sea_orm::TenantRegistry::new(conn.clone()).behind_pooler();
+    /// assert!(registry.is_behind_pooler());
+    /// # conn.close().await?;
+    /// # db.close().await?;
+    /// # Ok(()) }
+    /// ```
+    #[must_use]
+    pub fn behind_pooler(mut self) -> Self {
+        self.statements = Statements::Unnamed;
+        self
+    }
+
+    /// Whether lookups run in [pooler mode](Self::behind_pooler).
+    ///
+    /// ```
+    /// # fn demo(registry: tenancy_sea_orm::TenantRegistry) {
+    /// let pooled = registry.behind_pooler();
+    /// assert!(pooled.is_behind_pooler());
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn is_behind_pooler(&self) -> bool {
+        self.statements == Statements::Unnamed
     }
 
     /// The configuration this registry was built with.
@@ -503,15 +543,15 @@ impl TenantRegistry {
             &*self.select_sql,
             [id.as_str().into()],
         );
-        let row = self
-            .conn
-            .query_one_raw(statement)
-            .await
-            .map_err(|source| Error::Registry {
-                tenant: id.clone(),
-                reason: format!("cannot query {}: {source}", self.config.qualified_table()),
-                source: Some(source),
-            })?;
+        let row = match self.statements {
+            Statements::Named => self.conn.query_one_raw(statement).await,
+            Statements::Unnamed => query_one_unnamed(&self.conn, &statement).await,
+        };
+        let row = row.map_err(|source| Error::Registry {
+            tenant: id.clone(),
+            reason: format!("cannot query {}: {source}", self.config.qualified_table()),
+            source: Some(source),
+        })?;
         row.map(|row| self.parse_row(id, &row)).transpose()
     }
 
@@ -622,6 +662,7 @@ impl fmt::Debug for TenantRegistry {
         f.debug_struct("TenantRegistry")
             .field("config", &self.config)
             .field("cached_entries", &self.cache.entry_count())
+            .field("statements", &self.statements)
             .finish_non_exhaustive()
     }
 }

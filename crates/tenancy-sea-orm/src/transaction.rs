@@ -20,7 +20,8 @@ use tokio::sync::Mutex;
 use tracing::Instrument as _;
 
 use crate::connection::{
-    PgTransactionManager, ScopedConnection, exec_err, is_stale_plan, note_failure, query_err,
+    PgTransactionManager, ScopedConnection, Statements, exec_err, is_stale_plan, note_failure,
+    query_err,
     sqlx_query,
 };
 use crate::error::{Error, ScopeLabel};
@@ -73,11 +74,14 @@ pub struct TenantTransaction {
     open: bool,
     scope: Arc<ScopeLabel>,
     span: tracing::Span,
+    /// Copied from the connection, so a statement can be built before the lock.
+    statements: Statements,
 }
 
 impl TenantTransaction {
     pub(crate) fn new(conn: ScopedConnection, scope: Arc<ScopeLabel>, span: tracing::Span) -> Self {
         Self {
+            statements: conn.statements,
             conn: Arc::new(Mutex::new(conn)),
             depth: 1,
             open: true,
@@ -266,6 +270,7 @@ impl TenantTransaction {
             open: true,
             scope: Arc::clone(&self.scope),
             span: self.span.clone(),
+            statements: self.statements,
         })
     }
 
@@ -338,8 +343,14 @@ impl ConnectionTrait for TenantTransaction {
     }
 
     async fn execute_raw(&self, stmt: Statement) -> Result<ExecResult, DbErr> {
-        let statement =
-            async { run_statement!(self, |conn| sqlx_query(&stmt).execute(&mut *conn), exec_err) };
+        let statements = self.statements;
+        let statement = async {
+            run_statement!(
+                self,
+                |conn| sqlx_query(&stmt, statements).execute(&mut *conn),
+                exec_err
+            )
+        };
         statement
             .instrument(self.span.clone())
             .await
@@ -361,10 +372,11 @@ impl ConnectionTrait for TenantTransaction {
     }
 
     async fn query_one_raw(&self, stmt: Statement) -> Result<Option<QueryResult>, DbErr> {
+        let statements = self.statements;
         let statement = async {
             run_statement!(
                 self,
-                |conn| sqlx_query(&stmt).fetch_optional(&mut *conn),
+                |conn| sqlx_query(&stmt, statements).fetch_optional(&mut *conn),
                 query_err
             )
         };
@@ -373,10 +385,11 @@ impl ConnectionTrait for TenantTransaction {
     }
 
     async fn query_all_raw(&self, stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
+        let statements = self.statements;
         let statement = async {
             run_statement!(
                 self,
-                |conn| sqlx_query(&stmt).fetch_all(&mut *conn),
+                |conn| sqlx_query(&stmt, statements).fetch_all(&mut *conn),
                 query_err
             )
         };
@@ -403,7 +416,7 @@ impl StreamTrait for TenantTransaction {
             guard.fresh = false;
             let rows = async_stream::stream! {
                 let scoped: &mut ScopedConnection = &mut guard;
-                let mut rows = sqlx_query(&stmt).fetch(&mut *scoped.conn);
+                let mut rows = sqlx_query(&stmt, scoped.statements).fetch(&mut *scoped.conn);
                 while let Some(row) = rows.next().await {
                     if let Err(err) = &row
                         && is_stale_plan(err)

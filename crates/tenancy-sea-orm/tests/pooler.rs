@@ -39,7 +39,11 @@ fn with(sql: &str, tenant: &str, code: i32) -> Statement {
 
 async fn write(txn: &TenantTransaction, tenant: &str, code: i32) -> Result<(), DbErr> {
     let done = txn.execute_raw(with(WRITE, tenant, code)).await?;
-    assert_eq!(done.rows_affected(), 1, "the INSERT of {code} inserted nothing");
+    assert_eq!(
+        done.rows_affected(),
+        1,
+        "the INSERT of {code} inserted nothing"
+    );
     Ok(())
 }
 
@@ -54,20 +58,26 @@ async fn read(txn: &TenantTransaction, tenant: &str, code: i32) -> Result<i64, D
 /// Transaction `i` of `task`: writes `code`, reads it back (even tasks), or
 /// reads first and writes after (odd tasks), so the two shapes are prepared
 /// in opposite orders on different client connections.
-async fn one_transaction(
-    db: &TenantDb,
-    tenant: &Tenant,
-    task: i32,
-    i: i32,
-) -> Result<i32, DbErr> {
+async fn one_transaction(db: &TenantDb, tenant: &Tenant, task: i32, i: i32) -> Result<i32, DbErr> {
     let id = tenant.id().as_str();
     let code = task * 100_000 + i;
-    let txn = db.begin(tenant).await.map_err(|e| DbErr::Custom(e.to_string()))?;
+    let txn = db
+        .begin(tenant)
+        .await
+        .map_err(|e| DbErr::Custom(e.to_string()))?;
     if task % 2 == 0 {
         write(&txn, id, code).await?;
-        assert_eq!(read(&txn, id, code).await?, 1, "{id}: own write {code} not seen");
+        assert_eq!(
+            read(&txn, id, code).await?,
+            1,
+            "{id}: own write {code} not seen"
+        );
     } else {
-        assert_eq!(read(&txn, id, code).await?, 0, "{id}: {code} seen before its write");
+        assert_eq!(
+            read(&txn, id, code).await?,
+            0,
+            "{id}: {code} seen before its write"
+        );
         write(&txn, id, code).await?;
     }
     txn.commit().await?;
@@ -147,7 +157,9 @@ async fn mixed_readers_and_writers(route: Route) -> TestResult {
     }
     let public: i64 = scalar(&direct, "SELECT count(*) FROM public.projects").await?;
     if public != 1 {
-        report.push(format!("public.projects holds {public} rows instead of the canary"));
+        report.push(format!(
+            "public.projects holds {public} rows instead of the canary"
+        ));
     }
     let total = TASKS * TRANSACTIONS_PER_TASK;
     println!(

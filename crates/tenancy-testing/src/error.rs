@@ -49,7 +49,9 @@ pub enum HarnessError {
     },
 
     /// `TENANCY_TEST_PGBOUNCER` is set but is not `host:port`.
-    #[error("TENANCY_TEST_PGBOUNCER={value:?} is not host:port (e.g. 127.0.0.1:6432); fix or unset it")]
+    #[error(
+        "TENANCY_TEST_PGBOUNCER={value:?} is not host:port (e.g. 127.0.0.1:6432); fix or unset it"
+    )]
     InvalidPooler {
         /// The variable's value.
         value: String,

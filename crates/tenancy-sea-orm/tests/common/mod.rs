@@ -230,7 +230,7 @@ impl Route {
         let db = tenancy_sea_orm::TenantDb::new(conn.clone()).unwrap();
         match self {
             Route::Direct => db,
-            Route::PgBouncer => db,
+            Route::PgBouncer => db.behind_pooler(),
         }
     }
 }
