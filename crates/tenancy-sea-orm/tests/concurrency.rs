@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
-use common::{CANARY_TENANT, TestResult, create_tenants, project, scalar, setup};
+use common::{CANARY_TENANT, Route, TestResult, create_tenants, project, scalar, setup};
 use sea_orm::{
     ActiveModelTrait as _, ConnectionTrait as _, DbBackend, DbErr, EntityTrait as _,
     QueryOrder as _, QuerySelect as _, Set, Statement,
@@ -151,13 +151,16 @@ async fn run_task(
     Ok(())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn many_tasks_many_tenants_few_connections() -> TestResult {
+async fn many_tasks_many_tenants_few_connections(route: Route) -> TestResult {
     let (test_db, conn) = setup(POOL).await?;
     let ids: Vec<String> = (0..TENANTS).map(|n| format!("t{n:02}")).collect();
     let id_refs: Vec<&str> = ids.iter().map(String::as_str).collect();
     let tenants = Arc::new(create_tenants(&conn, &id_refs).await?);
-    let db = TenantDb::new(conn.clone())?;
+    // The library's pool goes by `route`; setup and checks use `conn`, direct.
+    let Some(app) = route.connect("concurrency", &test_db, POOL).await? else {
+        return common::finish(test_db, vec![conn]).await;
+    };
+    let db = route.tenant_db(&app);
     let counts = Arc::new(Counts::default());
 
     let started = Instant::now();
@@ -228,18 +231,42 @@ async fn many_tasks_many_tenants_few_connections() -> TestResult {
     assert_eq!(public.len(), 1);
     assert_eq!(public[0].tenant, CANARY_TENANT);
 
-    // Every pooled connection is back to the default search path.
-    let mut held = Vec::new();
-    for _ in 0..POOL {
-        let txn = sea_orm::TransactionTrait::begin(&conn).await?;
-        assert_eq!(
-            common::search_path(&txn).await?,
-            common::DEFAULT_SEARCH_PATH
-        );
-        held.push(txn);
+    // No server connection is left in a transaction.
+    let stuck: i64 = scalar(
+        &conn,
+        "SELECT count(*) FROM pg_stat_activity
+         WHERE datname = current_database() AND state LIKE 'idle in transaction%'",
+    )
+    .await?;
+    assert_eq!(stuck, 0, "a connection was left in a transaction");
+    // Every connection of the library's pool is back to the default search
+    // path. Through the pooler a client connection holds no server connection
+    // between transactions, so there the unscoped reads (simple queries) land
+    // on whichever server connection is free, and cover them all over a few.
+    if route == Route::Direct {
+        let mut held = Vec::new();
+        for _ in 0..POOL {
+            let txn = sea_orm::TransactionTrait::begin(&app).await?;
+            assert_eq!(
+                common::search_path(&txn).await?,
+                common::DEFAULT_SEARCH_PATH
+            );
+            held.push(txn);
+        }
+        drop(held);
     }
-    drop(held);
+    for _ in 0..POOL * 3 {
+        assert_eq!(
+            common::simple_text(&app, "SHOW search_path").await?.as_deref(),
+            Some(common::DEFAULT_SEARCH_PATH)
+        );
+    }
 
     drop(db);
-    common::finish(test_db, vec![conn]).await
+    common::finish(test_db, vec![conn, app]).await
 }
+
+both_routes!(
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    many_tasks_many_tenants_few_connections
+);

@@ -11,7 +11,7 @@ mod common;
 use std::collections::BTreeSet;
 
 use common::{
-    CANARY_TENANT, TestResult, create_tenants, project, scalar, search_path, setup, stmt,
+    CANARY_TENANT, Route, TestResult, create_tenants, project, scalar, search_path, setup, stmt,
 };
 use futures_util::TryStreamExt as _;
 use sea_orm::sea_query::{Expr, ExprTrait as _, Query};
@@ -20,7 +20,7 @@ use sea_orm::{
     PaginatorTrait as _, QueryFilter as _, QueryOrder as _, Set, Statement,
 };
 use tenancy_core::{SchemaName, TenantScope as _};
-use tenancy_sea_orm::{TenantDb, TenantTransaction};
+use tenancy_sea_orm::TenantTransaction;
 
 /// A's rows get serial ids 1..=3; B's rows explicit ids 1001..=1003, so a
 /// primary key of B's can be looked up in A's scope unambiguously.
@@ -156,12 +156,15 @@ async fn assert_reads_only(
     Ok(())
 }
 
-#[tokio::test]
-async fn tenant_scope_reads_and_writes_only_its_own_rows() -> TestResult {
+async fn tenant_scope_reads_and_writes_only_its_own_rows(route: Route) -> TestResult {
     let (test_db, conn) = setup(2).await?;
     let tenants = create_tenants(&conn, &["a", "b"]).await?;
     let (a, b) = (&tenants[0], &tenants[1]);
-    let db = TenantDb::new(conn.clone())?;
+    // The library's pool goes by `route`; setup and checks use `conn`, direct.
+    let Some(app) = route.connect("isolation", &test_db, 2).await? else {
+        return common::finish(test_db, vec![conn]).await;
+    };
+    let db = route.tenant_db(&app);
 
     // Writes: A inserts with serial ids, B with explicit ids A does not have.
     let txn = db.begin(a).await?;
@@ -319,16 +322,19 @@ async fn tenant_scope_reads_and_writes_only_its_own_rows() -> TestResult {
     assert_eq!(unscoped[0].tenant, CANARY_TENANT);
 
     drop(db);
-    common::finish(test_db, vec![conn]).await
+    common::finish(test_db, vec![conn, app]).await
 }
 
 /// Two scopes open at the same time on two pooled connections, statements
 /// interleaved: each keeps its own tenant.
-#[tokio::test]
-async fn interleaved_scopes_stay_apart() -> TestResult {
+async fn interleaved_scopes_stay_apart(route: Route) -> TestResult {
     let (test_db, conn) = setup(2).await?;
     let tenants = create_tenants(&conn, &["a", "b"]).await?;
-    let db = TenantDb::new(conn.clone())?;
+    // The library's pool goes by `route`; setup and checks use `conn`, direct.
+    let Some(app) = route.connect("isolation", &test_db, 2).await? else {
+        return common::finish(test_db, vec![conn]).await;
+    };
+    let db = route.tenant_db(&app);
 
     let txn_a = db.begin(&tenants[0]).await?;
     let txn_b = db.begin(&tenants[1]).await?;
@@ -373,5 +379,15 @@ async fn interleaved_scopes_stay_apart() -> TestResult {
     txn.commit().await?;
 
     drop(db);
-    common::finish(test_db, vec![conn]).await
+    common::finish(test_db, vec![conn, app]).await
 }
+
+both_routes!(
+    #[tokio::test]
+    tenant_scope_reads_and_writes_only_its_own_rows
+);
+
+both_routes!(
+    #[tokio::test]
+    interleaved_scopes_stay_apart
+);

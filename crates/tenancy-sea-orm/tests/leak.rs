@@ -18,8 +18,8 @@ use std::task::Poll;
 use std::time::Duration;
 
 use common::{
-    CANARY_TENANT, DEFAULT_SEARCH_PATH, TestResult, assert_sqlstate, create_tenants, project,
-    scalar, search_path, setup, stmt,
+    CANARY_TENANT, Route, DEFAULT_SEARCH_PATH, TestResult, assert_sqlstate, create_tenants, project,
+    scalar, search_path, setup,
 };
 use sea_orm::{
     ActiveModelTrait as _, ConnectionTrait as _, DatabaseConnection, DbErr, EntityTrait as _, Set,
@@ -28,11 +28,19 @@ use tenancy_core::Tenant;
 use tenancy_sea_orm::{ScopeOptions, TenantDb, TenantTransaction};
 
 /// What every scenario leaves behind, checked from outside the library.
+///
+/// The checks on the library's pool are simple-protocol queries
+/// (`common::simple_text`): they use no prepared statement, so they are
+/// exact through a transaction-mode pooler too. There the pool's one
+/// connection is a pooler client that holds a server connection only inside
+/// a transaction, so each check lands on whichever server connection is
+/// free; the observer, direct, sees them all.
 struct Checker {
     /// The pool of one the tenant transactions use.
     conn: DatabaseConnection,
-    /// A second connection, to watch the first from outside.
+    /// A second connection, direct, to watch the first from outside.
     observer: DatabaseConnection,
+    route: Route,
 }
 
 impl Checker {
@@ -40,22 +48,23 @@ impl Checker {
     /// and returns its backend pid.
     async fn assert_clean(&self, after: &str) -> Result<i32, DbErr> {
         let conn = &self.conn;
+        let text = |sql: &'static str| common::simple_text(conn, sql);
         // 1. The default search path, not the tenant's.
         assert_eq!(
-            search_path(conn).await?,
-            DEFAULT_SEARCH_PATH,
+            text("SHOW search_path").await?.as_deref(),
+            Some(DEFAULT_SEARCH_PATH),
             "search path leaked after {after}"
         );
         // 2. No transaction-local setting survived (the scopes set a timeout).
         assert_eq!(
-            scalar::<String, _>(conn, "SHOW statement_timeout").await?,
-            "0",
+            text("SHOW statement_timeout").await?.as_deref(),
+            Some("0"),
             "timeout leaked after {after}"
         );
         // 3. Not inside the tenant's transaction: a fresh autocommit statement
         //    has no transaction id (the tenant transactions all wrote a row).
         assert_eq!(
-            scalar::<Option<i64>, _>(conn, "SELECT txid_current_if_assigned()").await?,
+            text("SELECT txid_current_if_assigned()::text").await?,
             None,
             "still inside a transaction after {after}"
         );
@@ -63,27 +72,19 @@ impl Checker {
         conn.execute_unprepared("VACUUM public.projects").await?;
         //    Our backend runs this statement (and is not idle in a transaction).
         assert_eq!(
-            scalar::<String, _>(
-                conn,
-                "SELECT state FROM pg_stat_activity WHERE pid = pg_backend_pid()"
-            )
-            .await?,
-            "active"
+            text("SELECT state FROM pg_stat_activity WHERE pid = pg_backend_pid()")
+                .await?
+                .as_deref(),
+            Some("active")
         );
         // 4. Unqualified names resolve to public: the canary, alone.
-        let rows = project::Entity::find().all(conn).await?;
-        assert_eq!(rows.len(), 1, "unscoped read after {after}: {rows:?}");
-        assert_eq!(rows[0].tenant, CANARY_TENANT);
         assert_eq!(
-            scalar::<i64, _>(conn, "SELECT count(*) FROM projects").await?,
-            1
+            text("SELECT string_agg(tenant, ',') FROM projects").await?.as_deref(),
+            Some(CANARY_TENANT),
+            "unscoped read after {after}"
         );
         // 5. A table that exists only in the tenant's schema is not visible.
-        assert_sqlstate(
-            conn.query_all_raw(stmt("SELECT id FROM only_in_tenant"))
-                .await,
-            "42P01",
-        );
+        assert_sqlstate(text("SELECT id::text FROM only_in_tenant").await, "42P01");
         // 6. Seen from another connection: no backend of this database is
         //    left idle in a transaction.
         let stuck: i64 = scalar(
@@ -97,12 +98,25 @@ impl Checker {
             stuck, 0,
             "a connection is idle in a transaction after {after}"
         );
-        scalar(conn, "SELECT pg_backend_pid()").await
+        let pid = text("SELECT pg_backend_pid()::text").await?.unwrap_or_default();
+        pid.parse()
+            .map_err(|e| DbErr::Custom(format!("backend pid {pid:?}: {e}")))
     }
 
-    /// The rows of `tenant_a.projects`, read unscoped and qualified.
+    /// [`assert_clean`](Self::assert_clean), and that the pool's connection
+    /// was reused, not replaced: its backend is still `pid`. Through a pooler
+    /// the backend is the pooler's choice, so only the first half applies.
+    async fn assert_clean_on(&self, after: &str, pid: i32) -> Result<(), DbErr> {
+        let now = self.assert_clean(after).await?;
+        if self.route == Route::Direct {
+            assert_eq!(now, pid, "the pool's one connection was replaced after {after}");
+        }
+        Ok(())
+    }
+
+    /// The rows of `tenant_a.projects`, read directly.
     async fn tenant_rows(&self) -> Result<i64, DbErr> {
-        scalar(&self.conn, r#"SELECT count(*) FROM "tenant_a".projects"#).await
+        scalar(&self.observer, r#"SELECT count(*) FROM "tenant_a".projects"#).await
     }
 }
 
@@ -124,27 +138,41 @@ async fn backend_pid(txn: &TenantTransaction) -> Result<i32, DbErr> {
 
 /// Scoped state set by every transaction of these tests, so that each check
 /// has something to find if it leaked.
-fn scoped_db(conn: &DatabaseConnection) -> Result<TenantDb, tenancy_sea_orm::Error> {
-    Ok(TenantDb::new(conn.clone())?
-        .with_options(ScopeOptions::new().statement_timeout(Duration::from_secs(30))))
+fn scoped_db(conn: &DatabaseConnection, route: Route) -> TenantDb {
+    route
+        .tenant_db(conn)
+        .with_options(ScopeOptions::new().statement_timeout(Duration::from_secs(30)))
 }
 
-async fn setup_leak() -> Result<
-    (tenancy_testing::TestDatabase, Checker, TenantDb, Tenant),
+/// A database with tenant `a`, the checker, and the library on a pool of one
+/// by `route`; `None` when that route is not available (skip printed).
+async fn setup_leak(
+    test: &str,
+    route: Route,
+) -> Result<
+    Option<(tenancy_testing::TestDatabase, Checker, TenantDb, Tenant)>,
     Box<dyn std::error::Error + Send + Sync>,
 > {
-    let (test_db, conn) = setup(1).await?;
-    let tenant = create_tenants(&conn, &["a"]).await?.remove(0);
-    let observer = common::connect(&test_db, 1).await?;
-    let db = scoped_db(&conn)?;
-    let checker = Checker { conn, observer };
+    let (test_db, observer) = setup(1).await?;
+    let tenant = create_tenants(&observer, &["a"]).await?.remove(0);
+    let Some(conn) = route.connect(test, &test_db, 1).await? else {
+        common::finish(test_db, vec![observer]).await?;
+        return Ok(None);
+    };
+    let db = scoped_db(&conn, route);
+    let checker = Checker {
+        conn,
+        observer,
+        route,
+    };
     checker.assert_clean("setup").await?;
-    Ok((test_db, checker, db, tenant))
+    Ok(Some((test_db, checker, db, tenant)))
 }
 
-#[tokio::test]
-async fn finished_transactions_leave_nothing_behind() -> TestResult {
-    let (test_db, checker, db, a) = setup_leak().await?;
+async fn finished_transactions_leave_nothing_behind(route: Route) -> TestResult {
+    let Some((test_db, checker, db, a)) = setup_leak("finished_transactions_leave_nothing_behind", route).await? else {
+        return Ok(());
+    };
 
     // Commit.
     let txn = db.begin(&a).await?;
@@ -156,11 +184,7 @@ async fn finished_transactions_leave_nothing_behind() -> TestResult {
     let pid = backend_pid(&txn).await?;
     insert(&txn, "committed").await?;
     txn.commit().await?;
-    assert_eq!(
-        checker.assert_clean("commit").await?,
-        pid,
-        "the pool's one connection was replaced"
-    );
+    checker.assert_clean_on("commit", pid).await?;
     assert_eq!(checker.tenant_rows().await?, 1);
 
     // Rollback.
@@ -168,7 +192,7 @@ async fn finished_transactions_leave_nothing_behind() -> TestResult {
     let pid = backend_pid(&txn).await?;
     insert(&txn, "rolled back").await?;
     txn.rollback().await?;
-    assert_eq!(checker.assert_clean("rollback").await?, pid);
+    checker.assert_clean_on("rollback", pid).await?;
     assert_eq!(checker.tenant_rows().await?, 1);
 
     // Dropped without commit or rollback (an early `?`).
@@ -176,7 +200,7 @@ async fn finished_transactions_leave_nothing_behind() -> TestResult {
     let pid = backend_pid(&txn).await?;
     insert(&txn, "dropped").await?;
     drop(txn);
-    assert_eq!(checker.assert_clean("drop").await?, pid);
+    checker.assert_clean_on("drop", pid).await?;
     assert_eq!(checker.tenant_rows().await?, 1);
 
     // A statement error inside the transaction, then drop.
@@ -215,9 +239,10 @@ async fn finished_transactions_leave_nothing_behind() -> TestResult {
     common::finish(test_db, vec![checker.conn, checker.observer]).await
 }
 
-#[tokio::test]
-async fn panic_inside_the_closure_leaves_nothing_behind() -> TestResult {
-    let (test_db, checker, db, a) = setup_leak().await?;
+async fn panic_inside_the_closure_leaves_nothing_behind(route: Route) -> TestResult {
+    let Some((test_db, checker, db, a)) = setup_leak("panic_inside_the_closure_leaves_nothing_behind", route).await? else {
+        return Ok(());
+    };
 
     let task_db = db.clone();
     let task_tenant = a.clone();
@@ -251,9 +276,10 @@ async fn panic_inside_the_closure_leaves_nothing_behind() -> TestResult {
     common::finish(test_db, vec![checker.conn, checker.observer]).await
 }
 
-#[tokio::test]
-async fn query_cancelled_by_a_timeout_leaves_nothing_behind() -> TestResult {
-    let (test_db, checker, db, a) = setup_leak().await?;
+async fn query_cancelled_by_a_timeout_leaves_nothing_behind(route: Route) -> TestResult {
+    let Some((test_db, checker, db, a)) = setup_leak("query_cancelled_by_a_timeout_leaves_nothing_behind", route).await? else {
+        return Ok(());
+    };
 
     // begin/commit API: the query's future is dropped mid-flight, then the
     // transaction.
@@ -270,11 +296,7 @@ async fn query_cancelled_by_a_timeout_leaves_nothing_behind() -> TestResult {
         "the sleep finished within 100 ms: {cancelled:?}"
     );
     drop(txn);
-    assert_eq!(
-        checker.assert_clean("a cancelled query").await?,
-        pid,
-        "the connection was not reused"
-    );
+    checker.assert_clean_on("a cancelled query", pid).await?;
     assert_eq!(checker.tenant_rows().await?, 0);
 
     // Closure API: the whole `transaction` future is dropped mid-query.
@@ -333,9 +355,10 @@ async fn cancel_after_polls<F: Future>(future: F, polls: usize) -> Option<F::Out
     .await
 }
 
-#[tokio::test]
-async fn cancelled_begin_leaves_nothing_behind() -> TestResult {
-    let (test_db, checker, db, a) = setup_leak().await?;
+async fn cancelled_begin_leaves_nothing_behind(route: Route) -> TestResult {
+    let Some((test_db, checker, db, a)) = setup_leak("cancelled_begin_leaves_nothing_behind", route).await? else {
+        return Ok(());
+    };
     let mut cancelled = 0;
     let mut completed = 0;
     // Cancelled after `BEGIN` was sent, the connection must be closed, not
@@ -537,8 +560,9 @@ async fn begin_cancelled_after_the_server_ran_it_closes_the_connection() -> Test
     let checker = Checker {
         conn,
         observer: common::connect(&test_db, 1).await?,
+        route: Route::Direct,
     };
-    let db = scoped_db(&checker.conn)?;
+    let db = scoped_db(&checker.conn, Route::Direct);
     let mut pid = checker.assert_clean("setup").await?;
 
     for attempt in 0..3 {
@@ -584,8 +608,9 @@ async fn commit_cancelled_after_the_server_ran_it_leaves_nothing_behind() -> Tes
     let checker = Checker {
         conn,
         observer: common::connect(&test_db, 1).await?,
+        route: Route::Direct,
     };
-    let db = scoped_db(&checker.conn)?;
+    let db = scoped_db(&checker.conn, Route::Direct);
     checker.assert_clean("setup").await?;
 
     let txn = db.begin(&a).await?;
@@ -618,3 +643,23 @@ async fn commit_cancelled_after_the_server_ran_it_leaves_nothing_behind() -> Tes
     drop(db);
     common::finish(test_db, vec![setup_conn, checker.conn, checker.observer]).await
 }
+
+both_routes!(
+    #[tokio::test]
+    finished_transactions_leave_nothing_behind
+);
+
+both_routes!(
+    #[tokio::test]
+    panic_inside_the_closure_leaves_nothing_behind
+);
+
+both_routes!(
+    #[tokio::test]
+    query_cancelled_by_a_timeout_leaves_nothing_behind
+);
+
+both_routes!(
+    #[tokio::test]
+    cancelled_begin_leaves_nothing_behind
+);

@@ -265,7 +265,7 @@ pub async fn simple_text(conn: &DatabaseConnection, sql: &str) -> Result<Option<
     let row = sea_orm::sqlx::raw_sql(sqlx_core::sql_str::AssertSqlSafe(sql.to_owned()))
         .fetch_one(pool)
         .await
-        .map_err(|e| DbErr::Custom(format!("{sql}: {e}")))?;
+        .map_err(|e| DbErr::Query(RuntimeErr::SqlxError(e.into())))?;
     row.try_get::<Option<String>, _>(0)
         .map_err(|e| DbErr::Custom(format!("{sql}: {e}")))
 }
