@@ -257,7 +257,9 @@ async fn many_tasks_many_tenants_few_connections(route: Route) -> TestResult {
     }
     for _ in 0..POOL * 3 {
         assert_eq!(
-            common::simple_text(&app, "SHOW search_path").await?.as_deref(),
+            common::simple_text(&app, "SHOW search_path")
+                .await?
+                .as_deref(),
             Some(common::DEFAULT_SEARCH_PATH)
         );
     }

@@ -18,8 +18,8 @@ use std::task::Poll;
 use std::time::Duration;
 
 use common::{
-    CANARY_TENANT, Route, DEFAULT_SEARCH_PATH, TestResult, assert_sqlstate, create_tenants, project,
-    scalar, search_path, setup,
+    CANARY_TENANT, DEFAULT_SEARCH_PATH, Route, TestResult, assert_sqlstate, create_tenants,
+    project, scalar, search_path, setup,
 };
 use sea_orm::{
     ActiveModelTrait as _, ConnectionTrait as _, DatabaseConnection, DbErr, EntityTrait as _, Set,
@@ -79,7 +79,9 @@ impl Checker {
         );
         // 4. Unqualified names resolve to public: the canary, alone.
         assert_eq!(
-            text("SELECT string_agg(tenant, ',') FROM projects").await?.as_deref(),
+            text("SELECT string_agg(tenant, ',') FROM projects")
+                .await?
+                .as_deref(),
             Some(CANARY_TENANT),
             "unscoped read after {after}"
         );
@@ -98,7 +100,9 @@ impl Checker {
             stuck, 0,
             "a connection is idle in a transaction after {after}"
         );
-        let pid = text("SELECT pg_backend_pid()::text").await?.unwrap_or_default();
+        let pid = text("SELECT pg_backend_pid()::text")
+            .await?
+            .unwrap_or_default();
         pid.parse()
             .map_err(|e| DbErr::Custom(format!("backend pid {pid:?}: {e}")))
     }
@@ -109,14 +113,21 @@ impl Checker {
     async fn assert_clean_on(&self, after: &str, pid: i32) -> Result<(), DbErr> {
         let now = self.assert_clean(after).await?;
         if self.route == Route::Direct {
-            assert_eq!(now, pid, "the pool's one connection was replaced after {after}");
+            assert_eq!(
+                now, pid,
+                "the pool's one connection was replaced after {after}"
+            );
         }
         Ok(())
     }
 
     /// The rows of `tenant_a.projects`, read directly.
     async fn tenant_rows(&self) -> Result<i64, DbErr> {
-        scalar(&self.observer, r#"SELECT count(*) FROM "tenant_a".projects"#).await
+        scalar(
+            &self.observer,
+            r#"SELECT count(*) FROM "tenant_a".projects"#,
+        )
+        .await
     }
 }
 
@@ -170,7 +181,9 @@ async fn setup_leak(
 }
 
 async fn finished_transactions_leave_nothing_behind(route: Route) -> TestResult {
-    let Some((test_db, checker, db, a)) = setup_leak("finished_transactions_leave_nothing_behind", route).await? else {
+    let Some((test_db, checker, db, a)) =
+        setup_leak("finished_transactions_leave_nothing_behind", route).await?
+    else {
         return Ok(());
     };
 
@@ -240,7 +253,9 @@ async fn finished_transactions_leave_nothing_behind(route: Route) -> TestResult 
 }
 
 async fn panic_inside_the_closure_leaves_nothing_behind(route: Route) -> TestResult {
-    let Some((test_db, checker, db, a)) = setup_leak("panic_inside_the_closure_leaves_nothing_behind", route).await? else {
+    let Some((test_db, checker, db, a)) =
+        setup_leak("panic_inside_the_closure_leaves_nothing_behind", route).await?
+    else {
         return Ok(());
     };
 
@@ -277,7 +292,9 @@ async fn panic_inside_the_closure_leaves_nothing_behind(route: Route) -> TestRes
 }
 
 async fn query_cancelled_by_a_timeout_leaves_nothing_behind(route: Route) -> TestResult {
-    let Some((test_db, checker, db, a)) = setup_leak("query_cancelled_by_a_timeout_leaves_nothing_behind", route).await? else {
+    let Some((test_db, checker, db, a)) =
+        setup_leak("query_cancelled_by_a_timeout_leaves_nothing_behind", route).await?
+    else {
         return Ok(());
     };
 
@@ -356,7 +373,9 @@ async fn cancel_after_polls<F: Future>(future: F, polls: usize) -> Option<F::Out
 }
 
 async fn cancelled_begin_leaves_nothing_behind(route: Route) -> TestResult {
-    let Some((test_db, checker, db, a)) = setup_leak("cancelled_begin_leaves_nothing_behind", route).await? else {
+    let Some((test_db, checker, db, a)) =
+        setup_leak("cancelled_begin_leaves_nothing_behind", route).await?
+    else {
         return Ok(());
     };
     let mut cancelled = 0;

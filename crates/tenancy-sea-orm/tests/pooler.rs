@@ -17,11 +17,12 @@ mod common;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
+use std::time::Duration;
 
 use common::{Route, TestResult, create_tenants, scalar, setup};
 use sea_orm::{ConnectionTrait as _, DbBackend, DbErr, Statement};
-use tenancy_core::{Tenant, TenantScope as _};
-use tenancy_sea_orm::{TenantDb, TenantTransaction};
+use tenancy_core::{Tenant, TenantId, TenantScope as _};
+use tenancy_sea_orm::{RegistryConfig, TenantDb, TenantRegistry, TenantTransaction};
 use tokio::sync::Mutex;
 
 /// More client connections than PgBouncer's server pool (`.ci/pgbouncer.sh`: 3).
@@ -182,3 +183,146 @@ both_routes!(
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     mixed_readers_and_writers
 );
+
+/// Registry lookups (uncached, so each one reaches the database) from many
+/// tasks at once, each followed by a scoped transaction of the tenant found.
+async fn registry_lookups(route: Route) -> TestResult {
+    let (test_db, direct) = setup(2).await?;
+    let ids: Vec<String> = (0..TENANTS).map(|n| format!("r{n}")).collect();
+    let id_refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+    create_tenants(&direct, &id_refs).await?;
+    direct
+        .execute_unprepared(
+            "CREATE TABLE public.tenants (tenant_id text PRIMARY KEY, \
+             schema_name text NOT NULL UNIQUE, status text NOT NULL);
+             INSERT INTO public.tenants SELECT 'r' || n, 'tenant_r' || n, 'active'
+                 FROM generate_series(0, 3) AS n;
+             INSERT INTO public.tenants VALUES ('gone', 'tenant_gone', 'suspended')",
+        )
+        .await?;
+    let Some(conn) = route
+        .connect("registry_lookups", &test_db, TASKS.unsigned_abs())
+        .await?
+    else {
+        return common::finish(test_db, vec![direct]).await;
+    };
+    let uncached = RegistryConfig::default()
+        .with_ttl(Duration::ZERO)
+        .with_negative_ttl(Duration::ZERO);
+    let db = route
+        .tenant_db(&conn)
+        .with_registry(TenantRegistry::with_config(conn.clone(), uncached));
+    assert_eq!(db.registry().is_behind_pooler(), route == Route::PgBouncer);
+
+    let handles: Vec<_> = (0..TASKS)
+        .map(|task| {
+            let db = db.clone();
+            tokio::spawn(async move {
+                let mut errors = Vec::new();
+                for i in 0..TRANSACTIONS_PER_TASK {
+                    let n = usize::try_from(task + i).unwrap() % TENANTS;
+                    let id = TenantId::new(&format!("r{n}")).unwrap();
+                    let outcome = async {
+                        let txn = db.begin_registered(&id).await?;
+                        let schema: String = scalar(&txn, "SELECT current_schema()").await?;
+                        txn.commit().await?;
+                        assert_eq!(schema, format!("tenant_r{n}"));
+                        match db.resolve(&TenantId::new("gone").unwrap()).await {
+                            Err(tenancy_sea_orm::Error::Inaccessible { .. }) => {}
+                            other => {
+                                return Err(
+                                    format!("a suspended tenant resolved to {other:?}").into()
+                                );
+                            }
+                        }
+                        match db.resolve(&TenantId::new("nobody").unwrap()).await {
+                            Err(tenancy_sea_orm::Error::UnknownTenant { .. }) => {}
+                            other => {
+                                return Err(
+                                    format!("an unknown tenant resolved to {other:?}").into()
+                                );
+                            }
+                        }
+                        Ok::<_, Box<dyn std::error::Error + Send + Sync>>(())
+                    }
+                    .await;
+                    if let Err(err) = outcome {
+                        errors.push(format!("task {task} lookup {i}: {err}"));
+                    }
+                }
+                errors
+            })
+        })
+        .collect();
+    let mut errors = Vec::new();
+    for handle in handles {
+        errors.extend(handle.await?);
+    }
+    assert!(
+        errors.is_empty(),
+        "{route:?}: {} of {} lookups failed, first: {:?}",
+        errors.len(),
+        TASKS * TRANSACTIONS_PER_TASK,
+        errors.first()
+    );
+    drop(db);
+    common::finish(test_db, vec![conn, direct]).await
+}
+
+both_routes!(
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    registry_lookups
+);
+
+/// A pooled connection on which SeaORM itself ran a statement with
+/// parameters carries that named statement in sqlx's cache, and sqlx would
+/// reuse it for the same SQL inside a pooler-mode transaction. Such a
+/// connection is refused, with an error that says what to do, and closed:
+/// the next transaction gets a clean one.
+#[tokio::test]
+async fn pooler_mode_refuses_a_connection_with_named_statements() -> TestResult {
+    let (test_db, conn) = setup(1).await?;
+    let a = create_tenants(&conn, &["a"]).await?.remove(0);
+    let db = TenantDb::new(conn.clone())?.behind_pooler();
+
+    // Unscoped SeaORM, on the same pool of one: a named, cached statement.
+    conn.query_one_raw(with(READ, "a", 1)).await?;
+    let refused = db.begin(&a).await;
+    match &refused {
+        Err(err @ tenancy_sea_orm::Error::NamedStatementsBehindPooler { cached, .. }) => {
+            assert_eq!(*cached, 1);
+            assert_eq!(err.tenant().map(TenantId::as_str), Some("a"));
+            let message = err.to_string();
+            assert!(message.contains("tenant a"), "{message}");
+            assert!(message.contains("direct connection"), "{message}");
+        }
+        other => panic!("expected NamedStatementsBehindPooler, got {other:?}"),
+    }
+    drop(refused);
+
+    // The connection was closed; its replacement has nothing cached.
+    let txn = db.begin(&a).await?;
+    write(&txn, "a", 7).await?;
+    assert_eq!(read(&txn, "a", 7).await?, 1);
+    txn.commit().await?;
+
+    // The registry's pooler-mode lookups refuse it the same way.
+    conn.execute_unprepared(
+        "CREATE TABLE public.tenants (tenant_id text PRIMARY KEY, \
+         schema_name text NOT NULL UNIQUE, status text NOT NULL);
+         INSERT INTO public.tenants VALUES ('a', 'tenant_a', 'active')",
+    )
+    .await?;
+    conn.query_one_raw(with(READ, "a", 2)).await?;
+    let id = TenantId::new("a")?;
+    match db.registry().fetch(&id).await {
+        Err(tenancy_sea_orm::Error::Registry { reason, .. }) => {
+            assert!(reason.contains("named prepared statements"), "{reason}");
+        }
+        other => panic!("expected a registry error, got {other:?}"),
+    }
+    assert!(db.registry().fetch(&id).await?.is_some());
+
+    drop(db);
+    common::finish(test_db, vec![conn]).await
+}
