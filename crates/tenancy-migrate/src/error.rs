@@ -207,6 +207,21 @@ pub enum Error {
         schema: SchemaName,
     },
 
+    /// The fleet's connection goes through a transaction-mode pooler
+    /// (PgBouncer), where its prepared statements could fail or run another
+    /// client's statement; nothing was done. Fleet operations need a direct
+    /// connection to PostgreSQL.
+    #[error(
+        "refusing fleet operations through a transaction-mode connection pooler (such as \
+         PgBouncer; {evidence}): its statements could fail midway or run another client's \
+         statement. Nothing was done. Connect the fleet (or the admin CLI's --database-url / \
+         DATABASE_URL) to PostgreSQL directly, not to the pooler's address"
+    )]
+    BehindPooler {
+        /// What showed the pooler.
+        evidence: String,
+    },
+
     /// Migration code panicked while working on this tenant during a fleet
     /// run; its transaction was rolled back and the run went on.
     #[error("a migration panicked for tenant {tenant} (schema {schema}): {message}")]

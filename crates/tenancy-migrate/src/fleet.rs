@@ -8,6 +8,9 @@ use sea_orm_migration::MigratorTrait;
 use tenancy_core::{SchemaNaming, SharedSchema};
 use tenancy_sea_orm::RegistryConfig;
 
+use crate::Error;
+use crate::pooler::DirectCheck;
+
 /// Where the registry lives, how tenant ids map to schemas, what follows a
 /// tenant's schema on the search path, and how many tenants migrate at once.
 ///
@@ -167,6 +170,8 @@ pub struct TenantFleet<M> {
     pub(crate) conn: DatabaseConnection,
     pub(crate) config: FleetConfig,
     migrator: PhantomData<fn() -> M>,
+    /// Fleet operations refuse a transaction-mode pooler (see `pooler`).
+    direct: DirectCheck,
 }
 
 impl<M: MigratorTrait> TenantFleet<M> {
@@ -207,6 +212,7 @@ impl<M: MigratorTrait> TenantFleet<M> {
             conn,
             config,
             migrator: PhantomData,
+            direct: DirectCheck::default(),
         }
     }
 
@@ -233,6 +239,12 @@ impl<M: MigratorTrait> TenantFleet<M> {
     pub fn config(&self) -> &FleetConfig {
         &self.config
     }
+
+    /// Every public operation starts here: refuses a connection seen to go
+    /// through a transaction-mode pooler (checked once per fleet).
+    pub(crate) async fn ensure_direct(&self) -> Result<(), Error> {
+        self.direct.ensure(&self.conn).await
+    }
 }
 
 impl<M> Clone for TenantFleet<M> {
@@ -241,6 +253,7 @@ impl<M> Clone for TenantFleet<M> {
             conn: self.conn.clone(),
             config: self.config.clone(),
             migrator: PhantomData,
+            direct: self.direct.clone(),
         }
     }
 }

@@ -201,6 +201,7 @@ impl<M: MigratorTrait> TenantFleet<M> {
     /// name. A registry row that does not validate is reported in
     /// [`HealthReport::corrupt`], not an error.
     pub async fn health(&self) -> Result<HealthReport, Error> {
+        self.ensure_direct().await?;
         let db_err = |source| Error::Database {
             action: "checking the fleet's health",
             source,

@@ -103,6 +103,11 @@
 //! - Names read from the database are escaped in every `Display` of a report
 //!   (a schema called `"x\n0 tenants: healthy"` prints quoted, on its own
 //!   line), and server errors are shown without sqlx's ` at line N`.
+//! - Fleet operations need a direct connection to PostgreSQL: through a
+//!   transaction-mode pooler (PgBouncer) they refuse with
+//!   [`Error::BehindPooler`] before doing anything (see the README's
+//!   "Behind PgBouncer"). The application's tenant transactions may go
+//!   through one (`TenantDb::behind_pooler`).
 //!
 //! Two tenant ids that map to the same schema (`acme-corp`, `acme_corp`) are
 //! refused with [`Error::SchemaTaken`].
@@ -116,6 +121,7 @@ mod migrate;
 mod migrator;
 mod pg;
 mod printable;
+mod pooler;
 mod registry;
 mod report;
 #[cfg(feature = "serde")]

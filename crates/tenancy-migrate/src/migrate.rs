@@ -198,6 +198,7 @@ impl<M: MigratorTrait> TenantFleet<M> {
     /// [`Error::Tenant`] or [`Error::Database`] for other database errors;
     /// [`Error::DuplicateMigrationName`] when two of `M`'s migrations share a name (nothing runs).
     pub async fn migrate_tenant(&self, id: &TenantId) -> Result<TenantReport, Error> {
+        self.ensure_direct().await?;
         let record = registered_tenant(self, id).await?;
         let started = Instant::now();
         let applied = run_tenant(self, &record, Direction::Up, 0).await?;
@@ -251,6 +252,7 @@ impl<M: MigratorTrait> TenantFleet<M> {
     /// [`Error::CorruptRegistry`]) or two of `M`'s migrations share a name
     /// ([`Error::DuplicateMigrationName`]); nothing has been migrated then.
     pub async fn migrate_all(&self, options: MigrateAll) -> Result<FleetReport, Error> {
+        self.ensure_direct().await?;
         run_fleet(self, Direction::Up, 0, &options).await
     }
 
@@ -310,6 +312,7 @@ impl<M: MigratorTrait> TenantFleet<M> {
     /// As [`migrate_tenant`](Self::migrate_tenant), with [`Error::Rollback`]
     /// instead of [`Error::Migration`]; the tenant is unchanged then.
     pub async fn rollback_tenant(&self, id: &TenantId, steps: u32) -> Result<TenantReport, Error> {
+        self.ensure_direct().await?;
         let record = registered_tenant(self, id).await?;
         let started = Instant::now();
         let reverted = run_tenant(self, &record, Direction::Down, steps).await?;
@@ -343,6 +346,7 @@ impl<M: MigratorTrait> TenantFleet<M> {
         steps: u32,
         options: MigrateAll,
     ) -> Result<FleetReport, Error> {
+        self.ensure_direct().await?;
         run_fleet(self, Direction::Down, steps, &options).await
     }
 
@@ -385,6 +389,7 @@ impl<M: MigratorTrait> TenantFleet<M> {
     /// [`Error::DuplicateMigrationName`] when two of `S`'s migrations share a name.
     pub async fn migrate_shared<S: MigratorTrait>(&self) -> Result<Vec<String>, Error> {
         migration_names::<S>()?;
+        self.ensure_direct().await?;
         let schema = self.config.registry().schema();
         let fail = |migration, source| Error::SharedMigration {
             schema: schema.clone(),

@@ -210,6 +210,7 @@ impl<M: MigratorTrait> TenantFleet<M> {
     /// # Errors
     /// [`Error::Database`] when the DDL fails.
     pub async fn install(&self) -> Result<(), Error> {
+        self.ensure_direct().await?;
         let db_err = |source| Error::Database {
             action: "installing the tenant registry",
             source,
@@ -291,6 +292,7 @@ impl<M: MigratorTrait> TenantFleet<M> {
     /// # Errors
     /// [`Error::Database`] when the registry cannot be read.
     pub async fn list(&self, filter: StatusFilter) -> Result<TenantList, Error> {
+        self.ensure_direct().await?;
         let db_err = |source| Error::Database {
             action: "listing tenants",
             source,

@@ -291,6 +291,7 @@ impl<M: MigratorTrait> TenantFleet<M> {
     /// lists those instead); [`Error::DuplicateMigrationName`].
     pub async fn tenant_status(&self, id: &TenantId) -> Result<MigrationStatusReport, Error> {
         migration_names::<M>()?;
+        self.ensure_direct().await?;
         let record = registered_tenant(self, id).await?;
         let tenant_err = |source| Error::Tenant {
             tenant: record.id.clone(),
@@ -370,6 +371,7 @@ impl<M: MigratorTrait> TenantFleet<M> {
     /// listed in [`FleetStatus::corrupt`], not an error.
     pub async fn fleet_status(&self) -> Result<FleetStatus, Error> {
         migration_names::<M>()?;
+        self.ensure_direct().await?;
         let table = TableName::new(&M::migration_table_name().to_string())?;
         let mut attempt = 1;
         loop {

@@ -114,6 +114,7 @@ impl<M: MigratorTrait> TenantFleet<M> {
     /// # Ok(()) }
     /// ```
     pub async fn create(&self, id: &TenantId, new: NewTenant) -> Result<TenantRecord, Error> {
+        self.ensure_direct().await?;
         let span = tracing::info_span!("tenant_create", tenant = %id);
         async {
             let schema = self.config.naming().schema_for(id)?;
@@ -175,6 +176,7 @@ impl<M: MigratorTrait> TenantFleet<M> {
         schema: SchemaName,
         new: NewTenant,
     ) -> Result<(TenantRecord, Vec<String>), Error> {
+        self.ensure_direct().await?;
         let span = tracing::info_span!("tenant_adopt", tenant = %id, schema = %schema);
         async {
             let adopted = self.provision(id, &schema, new, Origin::Adopt).await?;

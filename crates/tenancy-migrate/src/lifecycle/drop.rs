@@ -75,6 +75,7 @@ impl<M: MigratorTrait> TenantFleet<M> {
     /// # Ok(()) }
     /// ```
     pub async fn drop_tenant(&self, id: &TenantId, mode: DropMode) -> Result<DropOutcome, Error> {
+        self.ensure_direct().await?;
         let hard = matches!(mode, DropMode::Hard(_));
         let span = tracing::info_span!("tenant_drop", tenant = %id, hard);
         async {

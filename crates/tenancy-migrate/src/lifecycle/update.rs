@@ -43,6 +43,7 @@ impl<M: MigratorTrait> TenantFleet<M> {
     /// # Ok(()) }
     /// ```
     pub async fn get(&self, id: &TenantId) -> Result<Option<TenantRecord>, Error> {
+        self.ensure_direct().await?;
         let row = self
             .conn
             .query_one_raw(statement(
@@ -93,6 +94,7 @@ impl<M: MigratorTrait> TenantFleet<M> {
     /// # Ok(()) }
     /// ```
     pub async fn suspend(&self, id: &TenantId) -> Result<TenantRecord, Error> {
+        self.ensure_direct().await?;
         let span = tracing::info_span!("tenant_suspend", tenant = %id);
         self.set_status(id, TenantStatus::Suspended)
             .instrument(span)
@@ -134,6 +136,7 @@ impl<M: MigratorTrait> TenantFleet<M> {
     /// # Ok(()) }
     /// ```
     pub async fn resume(&self, id: &TenantId) -> Result<TenantRecord, Error> {
+        self.ensure_direct().await?;
         let span = tracing::info_span!("tenant_resume", tenant = %id);
         self.set_status(id, TenantStatus::Active)
             .instrument(span)
@@ -165,6 +168,7 @@ impl<M: MigratorTrait> TenantFleet<M> {
     /// # Ok(()) }
     /// ```
     pub async fn rename(&self, id: &TenantId, display_name: &str) -> Result<TenantRecord, Error> {
+        self.ensure_direct().await?;
         let span = tracing::info_span!("tenant_rename", tenant = %id);
         async {
             self.update_row(
@@ -218,6 +222,7 @@ impl<M: MigratorTrait> TenantFleet<M> {
         id: &TenantId,
         domain: Option<String>,
     ) -> Result<TenantRecord, Error> {
+        self.ensure_direct().await?;
         let span = tracing::info_span!("tenant_set_domain", tenant = %id);
         async {
             let domain = domain.map(normalize_domain);
