@@ -14,6 +14,13 @@
 //! - `raw-*`: the opening message with each candidate schema check, sent by sqlx itself
 //!   (`begin_with`), then the same SELECT through sqlx and `COMMIT`: what each check costs
 //!   against `raw-none`, the same transaction with no check (see `BENCHMARKS.md`)
+//! - `scoped-pooler`: `scoped` in pooler mode (`TenantDb::behind_pooler`: unnamed statements),
+//!   on a pool of its own
+//! - `plain-unnamed`: raw sqlx, a transaction with one unnamed SELECT (`.persistent(false)`)
+//! - `pgb-scoped-pooler`, `pgb-plain-unnamed`: those two through the PgBouncer named by
+//!   `TENANCY_TEST_PGBOUNCER` (skipped when unset). The default mode and SeaORM's plain
+//!   transactions do not run through PgBouncer 1.18 in transaction mode at all (sqlx's named
+//!   statements), so through it the baseline is the raw unnamed transaction.
 //!
 //! Run: `cargo bench --bench scoped_transactions` (options: `-- --help`).
 //! Prints medians, throughput and the ratios against `plain`, as a Markdown table.
@@ -64,6 +71,10 @@ enum Shape {
     ScopedSpread,
     PlainSpread,
     Raw(Check),
+    ScopedPooler,
+    PlainUnnamed,
+    PgbScopedPooler,
+    PgbPlainUnnamed,
 }
 
 /// Candidate schema checks in the opening message (issue #8, section 5).
@@ -105,7 +116,7 @@ impl Check {
 }
 
 impl Shape {
-    const ALL: [Self; 11] = [
+    const ALL: [Self; 15] = [
         Self::Plain,
         Self::Scoped,
         Self::ScopedProbe,
@@ -117,7 +128,15 @@ impl Shape {
         Self::Raw(Check::Select),
         Self::Raw(Check::Where),
         Self::Raw(Check::Lock),
+        Self::ScopedPooler,
+        Self::PlainUnnamed,
+        Self::PgbScopedPooler,
+        Self::PgbPlainUnnamed,
     ];
+
+    fn through_pgbouncer(self) -> bool {
+        matches!(self, Self::PgbScopedPooler | Self::PgbPlainUnnamed)
+    }
 
     fn name(self) -> &'static str {
         match self {
@@ -132,6 +151,10 @@ impl Shape {
             Self::Raw(Check::Select) => "raw-select",
             Self::Raw(Check::Where) => "raw-where",
             Self::Raw(Check::Lock) => "raw-lock",
+            Self::ScopedPooler => "scoped-pooler",
+            Self::PlainUnnamed => "plain-unnamed",
+            Self::PgbScopedPooler => "pgb-scoped-pooler",
+            Self::PgbPlainUnnamed => "pgb-plain-unnamed",
         }
     }
 
@@ -152,6 +175,10 @@ impl Shape {
                 "raw-none + SELECT WHERE 1 / has_schema_privilege(…)::int = 0"
             }
             Self::Raw(Check::Lock) => "raw-none + LOCK TABLE tenant.items IN ACCESS SHARE MODE",
+            Self::ScopedPooler => "(b) in pooler mode: unnamed statements",
+            Self::PlainUnnamed => "raw sqlx: BEGIN, unnamed SELECT, COMMIT",
+            Self::PgbScopedPooler => "scoped-pooler through PgBouncer",
+            Self::PgbPlainUnnamed => "plain-unnamed through PgBouncer",
         }
     }
 }
@@ -200,6 +227,40 @@ struct Fixture {
     tenants: Vec<Tenant>,
     /// The opening message of each `raw-*` shape, for the first tenant.
     raw_begin: Vec<(Check, String)>,
+    /// Pools that only ever run unnamed statements (pooler mode refuses
+    /// connections with named ones cached): direct, and through PgBouncer.
+    unnamed: Unnamed,
+    pgbouncer: Option<Unnamed>,
+}
+
+struct Unnamed {
+    pool: sea_orm::sqlx::PgPool,
+    db: TenantDb,
+}
+
+async fn unnamed_pool(opts: sea_orm::ConnectOptions, config: &Config) -> Unnamed {
+    let mut opts = opts;
+    opts.max_connections(config.clients as u32)
+        .min_connections(config.clients as u32)
+        .test_before_acquire(config.ping);
+    let conn = Database::connect(opts).await.unwrap();
+    Unnamed {
+        pool: conn.get_postgres_connection_pool().clone(),
+        db: TenantDb::new(conn).unwrap().behind_pooler(),
+    }
+}
+
+async fn plain_unnamed(pool: &sea_orm::sqlx::PgPool, id: i32) {
+    use sea_orm::sqlx::Row as _;
+    let mut txn = pool.begin().await.unwrap();
+    let row = sea_orm::sqlx::query("SELECT id, name FROM public.items WHERE id = $1")
+        .bind(id)
+        .persistent(false)
+        .fetch_optional(&mut *txn)
+        .await
+        .unwrap();
+    txn.commit().await.unwrap();
+    assert_eq!(row.map(|r| r.get::<i32, _>(0)), Some(id));
 }
 
 async fn setup(test_db: &TestDatabase, config: &Config) -> Fixture {
@@ -241,12 +302,19 @@ async fn setup(test_db: &TestDatabase, config: &Config) -> Fixture {
         .with_probe_table(tenancy::core::TableName::new("items").unwrap());
     let first = tenancy::TenantScope::schema(&tenants[0]);
     let raw_begin = Check::ALL.iter().map(|c| (*c, c.sql(first))).collect();
+    let unnamed = unnamed_pool(test_db.connect_options(), config).await;
+    let pgbouncer = match test_db.pooler_connect_options().unwrap() {
+        Some(opts) => Some(unnamed_pool(opts, config).await),
+        None => None,
+    };
     Fixture {
         conn,
         db,
         probe_db,
         tenants,
         raw_begin,
+        unnamed,
+        pgbouncer,
     }
 }
 
@@ -276,6 +344,19 @@ async fn one_transaction(fx: &Fixture, shape: Shape, rng: &mut Lcg) {
             txn.commit().await.unwrap();
             assert!(row.is_some());
         }
+        Shape::ScopedPooler | Shape::PgbScopedPooler => {
+            let pool = if shape == Shape::ScopedPooler {
+                &fx.unnamed
+            } else {
+                fx.pgbouncer.as_ref().unwrap()
+            };
+            let txn = pool.db.begin(&fx.tenants[0]).await.unwrap();
+            let row = items::Entity::find_by_id(id).one(&txn).await.unwrap();
+            txn.commit().await.unwrap();
+            assert!(row.is_some());
+        }
+        Shape::PlainUnnamed => plain_unnamed(&fx.unnamed.pool, id).await,
+        Shape::PgbPlainUnnamed => plain_unnamed(&fx.pgbouncer.as_ref().unwrap().pool, id).await,
         Shape::Naive => {
             let txn = fx.conn.begin().await.unwrap();
             let path = tenancy::TenantScope::search_path(&fx.tenants[0]);
@@ -351,20 +432,31 @@ async fn main() {
         test_db.source()
     );
 
+    let shapes: Vec<Shape> = Shape::ALL
+        .into_iter()
+        .filter(|shape| fx.pgbouncer.is_some() || !shape.through_pgbouncer())
+        .collect();
+    if fx.pgbouncer.is_none() {
+        println!(
+            "no PgBouncer: the pgb-* shapes are skipped (set {}=host:port)",
+            tenancy_testing::PGBOUNCER_VAR
+        );
+    }
+
     // Warm every connection's statement cache and the server's catalog caches.
-    for shape in Shape::ALL {
+    for &shape in &shapes {
         let mut rng = Lcg(1);
         for _ in 0..200 {
             one_transaction(&fx, shape, &mut rng).await;
         }
     }
 
-    let mut samples: Vec<Samples> = Shape::ALL.iter().map(|_| Samples::default()).collect();
+    let mut samples: Vec<Samples> = shapes.iter().map(|_| Samples::default()).collect();
     for round in 0..config.rounds {
         // Rotate the order so no shape always runs first or last in a round.
-        for k in 0..Shape::ALL.len() {
-            let index = (round + k) % Shape::ALL.len();
-            let shape = Shape::ALL[index];
+        for k in 0..shapes.len() {
+            let index = (round + k) % shapes.len();
+            let shape = shapes[index];
             let started = Instant::now();
             let mut tasks = Vec::new();
             for client in 0..config.clients {
@@ -408,7 +500,7 @@ async fn main() {
         "| shape | what | median latency (µs) | throughput (tx/s) | latency / plain | plain tps / tps |"
     );
     println!("|---|---|---:|---:|---:|---:|");
-    for (index, shape) in Shape::ALL.iter().enumerate() {
+    for (index, shape) in shapes.iter().enumerate() {
         let med = median(&mut samples[index].latencies);
         let tps = samples[index].transactions as f64 / samples[index].busy.as_secs_f64();
         println!(
@@ -420,6 +512,35 @@ async fn main() {
             med.as_secs_f64() / plain_median.as_secs_f64(),
             plain_tps / tps,
         );
+    }
+
+    // Pooler mode against its baselines, same run.
+    let summary: Vec<(Shape, Duration, f64)> = shapes
+        .iter()
+        .enumerate()
+        .map(|(index, &shape)| {
+            let med = median(&mut samples[index].latencies);
+            let tps = samples[index].transactions as f64 / samples[index].busy.as_secs_f64();
+            (shape, med, tps)
+        })
+        .collect();
+    let find = |shape: Shape| summary.iter().find(|(s, _, _)| *s == shape);
+    println!();
+    for (a, b) in [
+        (Shape::ScopedPooler, Shape::Scoped),
+        (Shape::ScopedPooler, Shape::PlainUnnamed),
+        (Shape::PgbScopedPooler, Shape::PgbPlainUnnamed),
+        (Shape::PgbScopedPooler, Shape::ScopedPooler),
+    ] {
+        if let (Some((_, med_a, tps_a)), Some((_, med_b, tps_b))) = (find(a), find(b)) {
+            println!(
+                "{} / {}: latency {:.3}, throughput {:.3}",
+                a.name(),
+                b.name(),
+                med_a.as_secs_f64() / med_b.as_secs_f64(),
+                tps_b / tps_a,
+            );
+        }
     }
 
     drop(fx);

@@ -5,8 +5,11 @@
 //! tables and the tenant registry, and one schema per tenant (`tenant_acme`)
 //! with the same tables. The application talks through one connection pool,
 //! and each tenant-scoped transaction pins its search path with `SET LOCAL`,
-//! so nothing of one tenant is left on a pooled connection for the next user,
-//! and the design works behind PgBouncer in transaction mode.
+//! so nothing of one tenant is left on a pooled connection for the next user.
+//! Behind a transaction-mode pooler (PgBouncer before 1.21) scoped
+//! transactions need pooler mode (`TenantDb::behind_pooler`), and fleet
+//! operations a direct URL: the README's "Behind PgBouncer" says exactly
+//! what is supported.
 //!
 //! - [`core`] (always on): tenant ids, schema-name validation and quoting,
 //!   search paths and tenant resolution from a request. No I/O.

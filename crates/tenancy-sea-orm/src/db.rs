@@ -26,8 +26,8 @@ use crate::transaction::TenantTransaction;
 /// Every transaction opened here starts with one message,
 /// `BEGIN; SET LOCAL search_path TO "tenant_acme", "public"; …`, so scoping
 /// costs no extra round trip, and ends with the transaction: nothing of a
-/// tenant is left on a pooled connection, and the design works behind
-/// PgBouncer in transaction mode.
+/// tenant is left on a pooled connection. Behind a transaction-mode pooler
+/// such as PgBouncer before 1.21, use [pooler mode](Self::behind_pooler).
 ///
 /// Cloning is cheap (the pool and registry cache are shared).
 ///

@@ -59,9 +59,9 @@
 //! drops it. A session-level `SET search_path` survives on a pooled
 //! connection and hands the next request another tenant's schema (sqlx resets
 //! nothing when a connection returns to the pool); one pool per tenant
-//! multiplies connections by tenants. Scoping each transaction does neither,
-//! and it is exactly what PgBouncer in transaction mode (or RDS Proxy) needs:
-//! everything the scope set lives and dies inside one transaction.
+//! multiplies connections by tenants. Scoping each transaction does neither:
+//! everything the scope set lives and dies inside one transaction, which is
+//! also what a transaction-mode pooler needs (see below for its one catch).
 //!
 //! A transaction opens with one message, `BEGIN; SET LOCAL search_path TO
 //! "tenant_acme", "public"` (plus `SET LOCAL ROLE` and `statement_timeout` when
@@ -148,6 +148,36 @@
 //! `COMMIT` was in flight is ambiguous ([`Error::commit_outcome_unknown`]):
 //! the server may have committed, so retry only idempotent work, or check
 //! first.
+//!
+//! # Behind PgBouncer and other poolers
+//!
+//! A transaction-mode pooler gives a client connection a server connection
+//! per transaction. The scope is fine with that (`SET LOCAL`); sqlx's named
+//! prepared statements are not: it names them per client connection
+//! (`sqlx_s_1`, …) and reuses them in later transactions, which may run on a
+//! server connection where the name is missing, taken, or another client's
+//! statement. Through PgBouncer 1.18 that meant errors (`prepared statement
+//! "sqlx_s_1" already exists`, `bind message supplies 3 parameters, but
+//! prepared statement "sqlx_s_4" requires 1`) and, with two statements of the
+//! same parameter types, acknowledged `INSERT`s that stored nothing.
+//!
+//! - **PgBouncer before 1.21**, transaction mode: use
+//!   [`TenantDb::behind_pooler`] (pooler mode). Every statement of a scoped
+//!   transaction is unnamed, registry lookups run as an unnamed statement in
+//!   a short read-only transaction. Tested here against PgBouncer 1.18 with
+//!   fewer server connections than client tasks. SeaORM queries on the same
+//!   pool outside tenancy's transactions are not safe through it (named
+//!   statements); a pooled connection that carries them is refused with
+//!   [`Error::NamedStatementsBehindPooler`] and closed.
+//! - **PgBouncer 1.21 or newer** with `max_prepared_statements` set: tracks
+//!   named statements itself, so the default mode should work; not tested
+//!   here.
+//! - **RDS Proxy** pins a client to its database connection when it sees
+//!   `SET` or prepared statements, which every scoped transaction sends: it
+//!   then behaves like a direct connection with little multiplexing. Not
+//!   tested here.
+//! - `tenancy-migrate`'s fleet operations need a direct URL: through a
+//!   transaction-mode pooler they refuse before doing anything.
 //!
 //! # Tracing
 //!
