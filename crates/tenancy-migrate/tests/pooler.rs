@@ -1,4 +1,9 @@
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::print_stdout
+)]
 //! Fleet operations through a transaction-mode PgBouncer refuse, before
 //! doing anything, with one error that says to connect directly. Before they
 //! refused, concurrent `create`s through PgBouncer 1.18 failed midway with

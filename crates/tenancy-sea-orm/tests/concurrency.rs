@@ -2,7 +2,12 @@
 //! one tenant after another, and no row of one tenant is ever read in
 //! another's scope.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::print_stdout
+)]
 
 mod common;
 

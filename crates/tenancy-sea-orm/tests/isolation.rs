@@ -4,7 +4,12 @@
 //! reaches that tenant's tables and nothing else: not another tenant's rows,
 //! not the `public` table of the same name.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::print_stdout
+)]
 
 mod common;
 

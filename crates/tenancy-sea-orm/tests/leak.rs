@@ -8,7 +8,12 @@
 //! default search path, no statement timeout, no open transaction, the
 //! `public` table and not the tenant's.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::print_stdout
+)]
 
 mod common;
 

@@ -11,7 +11,12 @@
 //! write rows and read them back, and checks afterwards that every
 //! acknowledged write is stored exactly once, in its tenant, and nothing else.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::print_stdout
+)]
 
 mod common;
 

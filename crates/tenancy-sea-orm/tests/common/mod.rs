@@ -5,7 +5,12 @@
 //! Every test creates its own database with `tenancy_testing`, so the tests
 //! are independent and run in parallel.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::print_stdout
+)]
 // Each test binary uses a different subset of these helpers.
 #![allow(dead_code, unreachable_pub)]
 
