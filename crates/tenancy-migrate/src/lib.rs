@@ -120,8 +120,8 @@ mod lifecycle;
 mod migrate;
 mod migrator;
 mod pg;
-mod printable;
 mod pooler;
+mod printable;
 mod registry;
 mod report;
 #[cfg(feature = "serde")]

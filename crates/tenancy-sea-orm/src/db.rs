@@ -12,9 +12,7 @@ use tenancy_core::{
 };
 use tracing::Instrument as _;
 
-use crate::connection::{
-    ScopedConnection, Statements, acquire_err, conn_err, routine, sqlstate,
-};
+use crate::connection::{ScopedConnection, Statements, acquire_err, conn_err, routine, sqlstate};
 use crate::error::{Error, ScopeLabel};
 use crate::options::ScopeOptions;
 use crate::registry::TenantRegistry;

@@ -21,8 +21,7 @@ use tracing::Instrument as _;
 
 use crate::connection::{
     PgTransactionManager, ScopedConnection, Statements, exec_err, is_stale_plan, note_failure,
-    query_err,
-    sqlx_query,
+    query_err, sqlx_query,
 };
 use crate::error::{Error, ScopeLabel};
 
