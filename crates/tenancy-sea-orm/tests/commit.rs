@@ -492,3 +492,63 @@ async fn a_schema_without_the_probe_table_is_refused() -> TestResult {
     drop(db);
     common::finish(test_db, vec![conn]).await
 }
+
+/// A statement abandoned by the caller (a timeout around it) that then fails
+/// on the server aborts the transaction all the same. The caller went on and
+/// committed: that must not be reported as a commit. (sqlx hands the abandoned
+/// statement's error to the next statement on the connection, which records
+/// the failure; these two guard that path.)
+#[tokio::test]
+async fn a_statement_abandoned_by_a_timeout_that_then_fails_is_not_a_silent_commit() -> TestResult {
+    let (test_db, conn) = setup(1).await?;
+    let a = create_tenants(&conn, &["a"]).await?.remove(0);
+    let db = TenantDb::new(conn.clone())?;
+
+    let txn = db.begin(&a).await?;
+    insert(&txn, "a", "before the abandoned statement").await?;
+    // Fails on the server after 300 ms, long after the caller gave up on it.
+    let abandoned = tokio::time::timeout(
+        std::time::Duration::from_millis(50),
+        txn.execute_unprepared("SELECT 1 / (random() * 0)::int FROM pg_sleep(0.3)"),
+    )
+    .await;
+    assert!(abandoned.is_err(), "the statement should still be running");
+    let after = insert(&txn, "a", "after the abandoned statement").await;
+    let committed = txn.commit().await;
+    let stored = rows_of_a(&conn).await?;
+    assert!(
+        committed.is_err() || stored.len() == 2,
+        "commit returned Ok but the rows are gone: {stored:?} (the insert after said {after:?})"
+    );
+    assert!(
+        committed.is_err() || after.is_ok(),
+        "a failed insert was followed by a successful commit"
+    );
+    drop(db);
+    common::finish(test_db, vec![conn]).await
+}
+
+/// The same with nothing between the abandoned statement and the commit.
+#[tokio::test]
+async fn a_commit_right_after_an_abandoned_failing_statement_is_not_silent() -> TestResult {
+    let (test_db, conn) = setup(1).await?;
+    let a = create_tenants(&conn, &["a"]).await?.remove(0);
+    let db = TenantDb::new(conn.clone())?;
+
+    let txn = db.begin(&a).await?;
+    insert(&txn, "a", "before the abandoned statement").await?;
+    let abandoned = tokio::time::timeout(
+        std::time::Duration::from_millis(50),
+        txn.execute_unprepared("SELECT 1 / (random() * 0)::int FROM pg_sleep(0.3)"),
+    )
+    .await;
+    assert!(abandoned.is_err(), "the statement should still be running");
+    let committed = txn.commit().await;
+    let stored = rows_of_a(&conn).await?;
+    assert!(
+        committed.is_err() || stored.len() == 1,
+        "commit returned Ok but the row is gone: {stored:?}"
+    );
+    drop(db);
+    common::finish(test_db, vec![conn]).await
+}
