@@ -212,13 +212,14 @@ impl TenantDb {
     /// exists and that the role may use it (PostgreSQL silently skips a
     /// missing or unusable schema on the search path, so unqualified names
     /// would resolve in the shared schemas). The default check is a `SELECT`,
-    /// which the server must plan: `BENCHMARKS.md` measures it at 1.3–1.4× a
+    /// which the server must plan: `BENCHMARKS.md` measures it at 1.2–1.5× a
     /// plain transaction. `LOCK TABLE "tenant_acme".table IN ACCESS SHARE
     /// MODE` checks the same without a plan and costs nothing measurable;
     /// the lock conflicts only with `ACCESS EXCLUSIVE` (`DROP`, most `ALTER
-    /// TABLE`s of that table), and the role needs a privilege on the table.
-    /// A schema without the table is refused with
-    /// [`Error::ProbeTableMissing`].
+    /// TABLE`s of that table). The role needs `SELECT` (or any write
+    /// privilege) on the table: without it, as without `USAGE` on the schema,
+    /// the transaction is refused with [`Error::SchemaAccessDenied`]. A schema
+    /// without the table is refused with [`Error::ProbeTableMissing`].
     ///
     /// Fleets run by `tenancy-migrate` have its ledger, `seaql_migrations`,
     /// in every tenant schema: that is the table to name.
