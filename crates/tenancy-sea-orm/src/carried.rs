@@ -14,6 +14,7 @@ use std::sync::Arc;
 use sea_orm::sqlx::error::{DatabaseError, ErrorKind};
 use sea_orm::{DbErr, RuntimeErr};
 
+use crate::connection::sqlx_error;
 use crate::error::Error;
 
 #[derive(Debug)]
@@ -32,13 +33,8 @@ pub(crate) fn into_db_err(error: Error) -> DbErr {
 
 /// The tenancy error inside `err`, if `err` was made by [`into_db_err`].
 pub(crate) fn find(err: &DbErr) -> Option<&Error> {
-    let (DbErr::Exec(RuntimeErr::SqlxError(e))
-    | DbErr::Query(RuntimeErr::SqlxError(e))
-    | DbErr::Conn(RuntimeErr::SqlxError(e))) = err
-    else {
-        return None;
-    };
-    e.as_database_error()
+    sqlx_error(err)?
+        .as_database_error()
         .and_then(|db| db.try_downcast_ref::<Carried>())
         .map(|carried| &carried.error)
 }
@@ -48,12 +44,7 @@ fn cause(error: &Error) -> Option<&dyn DatabaseError> {
     let Error::CommitRolledBack { source, .. } = error else {
         return None;
     };
-    match source {
-        DbErr::Exec(RuntimeErr::SqlxError(e))
-        | DbErr::Query(RuntimeErr::SqlxError(e))
-        | DbErr::Conn(RuntimeErr::SqlxError(e)) => e.as_database_error(),
-        _ => None,
-    }
+    sqlx_error(source)?.as_database_error()
 }
 
 impl fmt::Display for Carried {

@@ -127,19 +127,24 @@ impl ScopedConnection {
     }
 }
 
+/// The sqlx error inside a SeaORM error, if SeaORM wrapped one: every
+/// decision on a statement's failure starts here.
+pub(crate) fn sqlx_error(err: &DbErr) -> Option<&sqlx::Error> {
+    match err {
+        DbErr::Exec(RuntimeErr::SqlxError(e))
+        | DbErr::Query(RuntimeErr::SqlxError(e))
+        | DbErr::Conn(RuntimeErr::SqlxError(e)) => Some(e),
+        _ => None,
+    }
+}
+
 /// Records a statement's error in `failure` if it aborted the transaction.
 /// Every error the server raises inside a transaction block aborts the
 /// innermost level, and a lost connection aborts it all; client-side errors
 /// (encoding a value, decoding a row) leave the transaction as it was.
 pub(crate) fn note_failure(failure: &mut Option<DbErr>, err: &DbErr) {
-    let aborts = match err {
-        DbErr::Exec(RuntimeErr::SqlxError(e))
-        | DbErr::Query(RuntimeErr::SqlxError(e))
-        | DbErr::Conn(RuntimeErr::SqlxError(e)) => {
-            matches!(**e, sqlx::Error::Database(_) | sqlx::Error::Io(_))
-        }
-        _ => false,
-    };
+    let aborts =
+        sqlx_error(err).is_some_and(|e| matches!(e, sqlx::Error::Database(_) | sqlx::Error::Io(_)));
     if aborts && failure.is_none() {
         *failure = Some(err.clone());
     }
@@ -208,12 +213,7 @@ pub(crate) async fn query_one_unnamed(
 /// ```
 #[must_use]
 pub fn is_stale_plan_error(err: &DbErr) -> bool {
-    match err {
-        DbErr::Exec(RuntimeErr::SqlxError(e))
-        | DbErr::Query(RuntimeErr::SqlxError(e))
-        | DbErr::Conn(RuntimeErr::SqlxError(e)) => is_stale_plan(e),
-        _ => false,
-    }
+    sqlx_error(err).is_some_and(is_stale_plan)
 }
 
 pub(crate) fn is_stale_plan(err: &sqlx::Error) -> bool {

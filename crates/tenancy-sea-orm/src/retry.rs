@@ -1,9 +1,9 @@
 //! Which failures are worth retrying the whole transaction for.
 
-use sea_orm::{DbErr, RuntimeErr};
+use sea_orm::DbErr;
 
 use crate::carried;
-use crate::connection::is_stale_plan;
+use crate::connection::{is_stale_plan, sqlx_error};
 
 /// SQLSTATEs that mean the session is gone: `admin_shutdown` (the backend was
 /// terminated), `crash_shutdown`, `cannot_connect_now`; class 08 is every
@@ -71,16 +71,13 @@ impl FailureKind {
         if let Some(carried) = carried::find(err) {
             return carried.kind();
         }
-        let (DbErr::Exec(RuntimeErr::SqlxError(e))
-        | DbErr::Query(RuntimeErr::SqlxError(e))
-        | DbErr::Conn(RuntimeErr::SqlxError(e))) = err
-        else {
+        let Some(e) = sqlx_error(err) else {
             return Self::Other;
         };
         if is_stale_plan(e) {
             return Self::StalePlan;
         }
-        match &**e {
+        match e {
             sea_orm::sqlx::Error::Io(_) => Self::ConnectionLost,
             sea_orm::sqlx::Error::Database(db) => {
                 let code = db.code().unwrap_or_default();

@@ -3,7 +3,9 @@
 use std::fmt;
 
 use sea_orm::sqlx::postgres::PgDatabaseError;
-use sea_orm::{DbErr, RuntimeErr};
+
+use crate::connection::sqlx_error;
+use sea_orm::DbErr;
 
 /// `err` for a message shown to users: as SeaORM displays it, without the
 /// ` at line N` sqlx appends to a server error (a line of the server's C
@@ -35,12 +37,7 @@ impl fmt::Display for DbErrDisplay<'_> {
 }
 
 fn pg_error(err: &DbErr) -> Option<&PgDatabaseError> {
-    match err {
-        DbErr::Exec(RuntimeErr::SqlxError(e))
-        | DbErr::Query(RuntimeErr::SqlxError(e))
-        | DbErr::Conn(RuntimeErr::SqlxError(e)) => {
-            e.as_database_error()?.try_downcast_ref::<PgDatabaseError>()
-        }
-        _ => None,
-    }
+    sqlx_error(err)?
+        .as_database_error()?
+        .try_downcast_ref::<PgDatabaseError>()
 }
