@@ -161,6 +161,21 @@ impl Drop for ScopedConnection {
     }
 }
 
+/// Pooler mode takes only connections with no named statement cached:
+/// sqlx looks a statement up in that cache before it looks at `persistent`,
+/// so it would reuse a name left by queries run outside tenancy on the same
+/// pool. Such a connection is closed when dropped, and the number of cached
+/// statements returned.
+pub(crate) fn refuse_named_statements(conn: &mut PoolConnection<Postgres>) -> Result<(), usize> {
+    match conn.cached_statements_size() {
+        0 => Ok(()),
+        cached => {
+            conn.close_on_drop();
+            Err(cached)
+        }
+    }
+}
+
 /// One unscoped read that is safe behind a transaction-mode pooler: an
 /// unnamed statement inside a read-only transaction. Outside a transaction
 /// the pooler may hand the Bind to another server connection than the Parse
@@ -179,17 +194,14 @@ pub(crate) async fn query_one_unnamed(
         .acquire()
         .await
         .map_err(acquire_err)?;
-    let cached = pooled.cached_statements_size();
-    if cached > 0 {
-        // sqlx would reuse a cached name for the same SQL text.
-        pooled.close_on_drop();
-        return Err(DbErr::Custom(format!(
+    refuse_named_statements(&mut pooled).map_err(|cached| {
+        DbErr::Custom(format!(
             "the pooled connection holds {cached} named prepared statements from queries run \
              outside tenancy on the same pool, which behind a transaction-mode pooler can run \
              another client's statement; the connection was closed, retry, and run unscoped \
              queries on a direct connection"
-        )));
-    }
+        ))
+    })?;
     let mut scoped =
         ScopedConnection::open(pooled, "BEGIN READ ONLY".to_owned(), Statements::Unnamed)
             .await
@@ -244,7 +256,7 @@ pub(crate) fn sqlstate(err: &sqlx::Error) -> Option<String> {
 /// sqlx 0.9.0 looks a statement up in the connection's cache before it looks
 /// at `persistent`, so an unnamed query still reuses a named statement cached
 /// for the same SQL text; pooler mode therefore refuses connections whose
-/// cache is not empty (see `TenantDb::begin_with`).
+/// cache is not empty ([`refuse_named_statements`]).
 pub(crate) fn sqlx_query(
     stmt: &Statement,
     statements: Statements,

@@ -5,14 +5,16 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use sea_orm::sqlx::{Connection as _, PgPool};
+use sea_orm::sqlx::PgPool;
 use sea_orm::{DatabaseConnection, DatabaseConnectionType, DbErr};
 use tenancy_core::{
     SchemaName, SearchPath, SharedSchema, TableName, Tenant, TenantId, TenantScope,
 };
 use tracing::Instrument as _;
 
-use crate::connection::{ScopedConnection, Statements, acquire_err, conn_err, routine, sqlstate};
+use crate::connection::{
+    ScopedConnection, Statements, acquire_err, conn_err, refuse_named_statements, routine, sqlstate,
+};
 use crate::error::{Error, ScopeLabel};
 use crate::options::ScopeOptions;
 use crate::registry::TenantRegistry;
@@ -416,14 +418,13 @@ impl TenantDb {
                 scope: (*label).clone(),
                 source: acquire_err(err),
             })?;
-            let cached = conn.cached_statements_size();
-            if self.is_behind_pooler() && cached > 0 {
-                // sqlx would reuse those names for the same SQL text.
-                conn.close_on_drop();
-                return Err(Error::NamedStatementsBehindPooler {
-                    scope: (*label).clone(),
-                    cached,
-                });
+            if self.is_behind_pooler() {
+                refuse_named_statements(&mut conn).map_err(|cached| {
+                    Error::NamedStatementsBehindPooler {
+                        scope: (*label).clone(),
+                        cached,
+                    }
+                })?;
             }
             ScopedConnection::open(conn, begin_sql, self.statements)
                 .await
@@ -620,31 +621,31 @@ fn begin_error(
 ) -> Error {
     let scope = label.clone();
     let role = options.role_name();
-    match (sqlstate(&err).as_deref(), probe) {
+    match (sqlstate(&err).as_deref(), probe, role) {
         // invalid_schema_name: raised by the regnamespace check or the probe lock.
-        (Some("3F000"), _) => Error::SchemaMissing { scope },
+        (Some("3F000"), _, _) => Error::SchemaMissing { scope },
         // undefined_table: the probe table is not in the tenant's schema.
-        (Some("42P01"), Some(table)) => Error::ProbeTableMissing {
+        (Some("42P01"), Some(table), _) => Error::ProbeTableMissing {
             scope,
             table: table.clone(),
         },
         // division_by_zero: raised by the USAGE check.
-        (Some("22012"), _) => Error::SchemaAccessDenied {
+        (Some("22012"), _, _) => Error::SchemaAccessDenied {
             scope,
             role: role.map(ToString::to_string),
         },
         // insufficient_privilege from the probe lock's ACL check (SET ROLE's
         // is raised by another server function).
-        (Some("42501"), Some(_)) if routine(&err) == Some("aclcheck_error") => {
+        (Some("42501"), Some(_), _) if routine(&err) == Some("aclcheck_error") => {
             Error::SchemaAccessDenied {
                 scope,
                 role: role.map(ToString::to_string),
             }
         }
         // undefined_object / insufficient_privilege / invalid_parameter_value from SET ROLE.
-        (Some("42704" | "42501" | "22023"), _) if role.is_some() => Error::Role {
+        (Some("42704" | "42501" | "22023"), _, Some(role)) => Error::Role {
             scope,
-            role: role.map(ToString::to_string).unwrap_or_default(),
+            role: role.to_string(),
             source: conn_err(err),
         },
         _ => Error::Begin {
