@@ -59,6 +59,7 @@ use tenancy_core::{SchemaName, SharedSchema, TableName, Tenant, TenantId, Tenant
 
 use crate::Error;
 use crate::connection::{Statements, query_one_unnamed};
+use crate::display_db_err;
 
 /// Where the registry table is and how long its rows are cached.
 ///
@@ -549,7 +550,11 @@ impl TenantRegistry {
         };
         let row = row.map_err(|source| Error::Registry {
             tenant: id.clone(),
-            reason: format!("cannot query {}: {source}", self.config.qualified_table()),
+            reason: format!(
+                "cannot query {}: {}",
+                self.config.qualified_table(),
+                display_db_err(&source)
+            ),
             source: Some(source),
         })?;
         row.map(|row| self.parse_row(id, &row)).transpose()
@@ -647,8 +652,9 @@ impl TenantRegistry {
             .map_err(|source: DbErr| Error::Registry {
                 tenant: id.clone(),
                 reason: format!(
-                    "cannot read column {column} of {}: {source}",
-                    self.config.qualified_table()
+                    "cannot read column {column} of {}: {}",
+                    self.config.qualified_table(),
+                    display_db_err(&source)
                 ),
                 source: Some(source),
             })

@@ -24,3 +24,17 @@ async fn a_server_error_is_shown_without_the_servers_source_line() -> TestResult
     assert!(!message.contains(" at line "), "{message}");
     finish(test_db, vec![conn]).await
 }
+
+/// A registry lookup whose query the server refuses (here: no registry table)
+/// names the table and the server's message, without the source line.
+#[tokio::test]
+async fn a_failed_registry_lookup_is_shown_without_the_servers_source_line() -> TestResult {
+    let (test_db, conn) = setup(2).await?;
+    let db = TenantDb::new(conn.clone())?;
+    let err = db.resolve(&"acme".parse()?).await.unwrap_err();
+    assert!(matches!(err, Error::Registry { .. }), "{err:?}");
+    let message = err.to_string();
+    assert!(message.contains("does not exist"), "{message}");
+    assert!(!message.contains(" at line "), "{message}");
+    finish(test_db, vec![conn]).await
+}
