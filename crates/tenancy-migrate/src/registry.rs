@@ -351,20 +351,31 @@ pub(crate) fn read_row(row: &QueryResult) -> Result<TenantRecord, CorruptRecord>
     })
 }
 
+/// Reads one registry row of a fleet-wide call: a row that does not
+/// validate is logged and set aside in `corrupt`, and the call goes on.
+pub(crate) fn read_or_set_aside(
+    row: &QueryResult,
+    corrupt: &mut Vec<CorruptRecord>,
+) -> Option<TenantRecord> {
+    match read_row(row) {
+        Ok(record) => Some(record),
+        Err(bad) => {
+            bad.log();
+            corrupt.push(bad);
+            None
+        }
+    }
+}
+
 /// Splits registry rows into the records that validate and the ones that do
 /// not.
 pub(crate) fn read_rows<'a>(
     rows: impl IntoIterator<Item = &'a QueryResult>,
 ) -> (Vec<TenantRecord>, Vec<CorruptRecord>) {
-    let (mut tenants, mut corrupt) = (Vec::new(), Vec::new());
-    for row in rows {
-        match read_row(row) {
-            Ok(record) => tenants.push(record),
-            Err(bad) => {
-                bad.log();
-                corrupt.push(bad);
-            }
-        }
-    }
+    let mut corrupt = Vec::new();
+    let tenants = rows
+        .into_iter()
+        .filter_map(|row| read_or_set_aside(row, &mut corrupt))
+        .collect();
     (tenants, corrupt)
 }

@@ -14,7 +14,7 @@ use sea_orm_migration::MigratorTrait;
 use tenancy_core::{TableName, TenantStatus};
 
 use super::{FleetStatus, FleetTotals, SchemaState, TenantMigrationStatus};
-use crate::registry::read_row;
+use crate::registry::read_or_set_aside;
 use crate::{CorruptRecord, Error, TenantFleet, TenantRecord};
 
 /// Tenant migrations tables read per statement by
@@ -58,13 +58,8 @@ pub(super) async fn read_fleet_status<M: MigratorTrait>(
     let mut by_table: HashMap<i64, usize> = HashMap::new();
     let mut to_read: Vec<String> = Vec::new();
     for row in &rows {
-        let record = match read_row(row) {
-            Ok(record) => record,
-            Err(bad) => {
-                bad.log();
-                corrupt.push(bad);
-                continue;
-            }
+        let Some(record) = read_or_set_aside(row, &mut corrupt) else {
+            continue;
         };
         let schema_exists: bool = row.try_get("", "schema_exists").map_err(db_err)?;
         let table_oid: Option<i64> = row.try_get("", "table_oid").map_err(db_err)?;
