@@ -7,26 +7,13 @@
 mod common;
 
 use common::{
-    CANARY_TENANT, DEFAULT_SEARCH_PATH, TestResult, create_tenants, project, scalar, search_path,
-    setup,
+    CANARY_TENANT, DEFAULT_SEARCH_PATH, TestResult, create_tenants, insert_project as insert,
+    project, scalar, search_path, setup,
 };
 use sea_orm::{
-    ActiveModelTrait as _, ConnectionTrait as _, DbErr, EntityTrait as _, Set, TransactionError,
-    TransactionTrait as _,
+    ConnectionTrait as _, DbErr, EntityTrait as _, TransactionError, TransactionTrait as _,
 };
 use tenancy_sea_orm::{Error, FailureKind, TenantDb, TenantTransaction, is_retryable};
-
-async fn insert(txn: &TenantTransaction, tenant: &str, name: &str) -> Result<(), DbErr> {
-    project::ActiveModel {
-        tenant: Set(tenant.to_owned()),
-        name: Set(name.to_owned()),
-        code: Set(1),
-        ..Default::default()
-    }
-    .insert(txn)
-    .await
-    .map(drop)
-}
 
 /// Rows of `tenant_a.projects`, read unscoped.
 async fn rows_of_a(conn: &sea_orm::DatabaseConnection) -> Result<Vec<String>, DbErr> {
@@ -493,6 +480,17 @@ async fn a_schema_without_the_probe_table_is_refused() -> TestResult {
     common::finish(test_db, vec![conn]).await
 }
 
+/// Starts a statement that fails on the server after 300 ms and gives up on
+/// it after 50 ms, as a caller's timeout around it would.
+async fn abandon_a_statement_that_will_fail(txn: &TenantTransaction) {
+    let abandoned = tokio::time::timeout(
+        std::time::Duration::from_millis(50),
+        txn.execute_unprepared("SELECT 1 / (random() * 0)::int FROM pg_sleep(0.3)"),
+    )
+    .await;
+    assert!(abandoned.is_err(), "the statement should still be running");
+}
+
 /// A statement abandoned by the caller (a timeout around it) that then fails
 /// on the server aborts the transaction all the same. The caller went on and
 /// committed: that must not be reported as a commit. (sqlx hands the abandoned
@@ -506,13 +504,7 @@ async fn a_statement_abandoned_by_a_timeout_that_then_fails_is_not_a_silent_comm
 
     let txn = db.begin(&a).await?;
     insert(&txn, "a", "before the abandoned statement").await?;
-    // Fails on the server after 300 ms, long after the caller gave up on it.
-    let abandoned = tokio::time::timeout(
-        std::time::Duration::from_millis(50),
-        txn.execute_unprepared("SELECT 1 / (random() * 0)::int FROM pg_sleep(0.3)"),
-    )
-    .await;
-    assert!(abandoned.is_err(), "the statement should still be running");
+    abandon_a_statement_that_will_fail(&txn).await;
     let after = insert(&txn, "a", "after the abandoned statement").await;
     let committed = txn.commit().await;
     let stored = rows_of_a(&conn).await?;
@@ -537,12 +529,7 @@ async fn a_commit_right_after_an_abandoned_failing_statement_is_not_silent() -> 
 
     let txn = db.begin(&a).await?;
     insert(&txn, "a", "before the abandoned statement").await?;
-    let abandoned = tokio::time::timeout(
-        std::time::Duration::from_millis(50),
-        txn.execute_unprepared("SELECT 1 / (random() * 0)::int FROM pg_sleep(0.3)"),
-    )
-    .await;
-    assert!(abandoned.is_err(), "the statement should still be running");
+    abandon_a_statement_that_will_fail(&txn).await;
     let committed = txn.commit().await;
     let stored = rows_of_a(&conn).await?;
     assert!(

@@ -26,9 +26,7 @@ use common::{
     CANARY_TENANT, DEFAULT_SEARCH_PATH, Route, TestResult, assert_sqlstate, create_tenants,
     project, scalar, search_path, setup,
 };
-use sea_orm::{
-    ActiveModelTrait as _, ConnectionTrait as _, DatabaseConnection, DbErr, EntityTrait as _, Set,
-};
+use sea_orm::{ConnectionTrait as _, DatabaseConnection, DbErr, EntityTrait as _};
 use tenancy_core::Tenant;
 use tenancy_sea_orm::{ScopeOptions, TenantDb, TenantTransaction};
 
@@ -137,15 +135,7 @@ impl Checker {
 }
 
 async fn insert(txn: &TenantTransaction, name: &str) -> Result<(), DbErr> {
-    project::ActiveModel {
-        tenant: Set("a".to_owned()),
-        name: Set(name.to_owned()),
-        code: Set(1),
-        ..Default::default()
-    }
-    .insert(txn)
-    .await
-    .map(drop)
+    common::insert_project(txn, "a", name).await
 }
 
 async fn backend_pid(txn: &TenantTransaction) -> Result<i32, DbErr> {

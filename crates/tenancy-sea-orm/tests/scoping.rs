@@ -10,29 +10,17 @@ use std::collections::BTreeSet;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use common::{
-    CANARY_TENANT, DEFAULT_SEARCH_PATH, TestResult, assert_sqlstate, create_tenants, project,
-    project_text, scalar, search_path, setup, stmt, tenant,
+    CANARY_TENANT, DEFAULT_SEARCH_PATH, TestResult, assert_sqlstate, create_tenants,
+    insert_project as insert, project, project_text, scalar, search_path, setup, stmt, tenant,
 };
 use futures_util::TryStreamExt as _;
 use sea_orm::{
-    AccessMode, ActiveModelTrait as _, ConnectionTrait as _, DatabaseConnection, DbErr,
-    EntityTrait as _, IsolationLevel, PaginatorTrait as _, QueryOrder as _, Set, StreamTrait as _,
-    TransactionError, TransactionTrait as _,
+    AccessMode, ConnectionTrait as _, DatabaseConnection, DbErr, EntityTrait as _, IsolationLevel,
+    PaginatorTrait as _, QueryOrder as _, StreamTrait as _, TransactionError,
+    TransactionTrait as _,
 };
 use tenancy_core::{RoleName, SchemaName, SharedSchema};
 use tenancy_sea_orm::{Error, ScopeOptions, TenantDb, TenantTransaction, is_stale_plan_error};
-
-async fn insert(txn: &TenantTransaction, tenant: &str, name: &str) -> Result<(), DbErr> {
-    project::ActiveModel {
-        tenant: Set(tenant.to_owned()),
-        name: Set(name.to_owned()),
-        code: Set(1),
-        ..Default::default()
-    }
-    .insert(txn)
-    .await
-    .map(drop)
-}
 
 /// The names of the rows `txn` sees, asserting they all belong to `tenant`.
 async fn names(txn: &TenantTransaction, tenant: &str) -> Result<BTreeSet<String>, DbErr> {

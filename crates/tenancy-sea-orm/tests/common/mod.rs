@@ -25,6 +25,24 @@ use tenancy_testing::TestDatabase;
 
 pub type TestResult = Result<(), Box<dyn StdError + Send + Sync>>;
 
+/// Inserts a project named `name`, labelled as `tenant`'s, in `txn`'s scope.
+pub async fn insert_project(
+    txn: &tenancy_sea_orm::TenantTransaction,
+    tenant: &str,
+    name: &str,
+) -> Result<(), DbErr> {
+    use sea_orm::{ActiveModelTrait as _, Set};
+    project::ActiveModel {
+        tenant: Set(tenant.to_owned()),
+        name: Set(name.to_owned()),
+        code: Set(1),
+        ..Default::default()
+    }
+    .insert(txn)
+    .await
+    .map(drop)
+}
+
 /// The tenant table, with no schema: it resolves through the search path, so
 /// the same entity reads `tenant_a.projects` in A's scope and
 /// `tenant_b.projects` in B's.
