@@ -127,6 +127,18 @@ async fn database(level: &str) -> Result<(TestDatabase, DatabaseConnection), Box
     Ok((db, conn))
 }
 
+/// Closes the test's pools, then drops its database.
+async fn close_all(
+    db: TestDatabase,
+    pools: impl IntoIterator<Item = DatabaseConnection>,
+) -> TestResult {
+    for pool in pools {
+        pool.close().await?;
+    }
+    db.close().await?;
+    Ok(())
+}
+
 /// Opens a transaction of the test holding `lock_sql`'s lock.
 async fn hold(
     db: &TestDatabase,
@@ -239,16 +251,17 @@ async fn two_migrate_all_runs_apply_each_migration_once_whatever_the_default_iso
             assert_eq!(reverted, [M1, GATED], "{level}: {raw} each reverted once");
             assert_eq!(versions(&conn, schema(raw).as_str()).await?, Some(vec![]));
         }
-        for c in [
-            gate_conn,
-            gate_txn_conn,
-            a.connection().clone(),
-            b.connection().clone(),
-            conn,
-        ] {
-            c.close().await?;
-        }
-        db.close().await?;
+        close_all(
+            db,
+            [
+                gate_conn,
+                gate_txn_conn,
+                a.connection().clone(),
+                b.connection().clone(),
+                conn,
+            ],
+        )
+        .await?;
     }
     Ok(())
 }
@@ -288,15 +301,16 @@ async fn two_installs_create_the_registry_once_whatever_the_default_isolation() 
         )
         .await?;
         assert_eq!(rows.len(), 1, "{level}");
-        for c in [
-            gate_conn,
-            a.connection().clone(),
-            b.connection().clone(),
-            conn,
-        ] {
-            c.close().await?;
-        }
-        db.close().await?;
+        close_all(
+            db,
+            [
+                gate_conn,
+                a.connection().clone(),
+                b.connection().clone(),
+                conn,
+            ],
+        )
+        .await?;
     }
     Ok(())
 }
@@ -328,15 +342,16 @@ async fn two_shared_migrations_apply_once_whatever_the_default_isolation() -> Te
             versions(&conn, "public").await?,
             Some(strings(&[GATED_SHARED]))
         );
-        for c in [
-            gate_conn,
-            a.connection().clone(),
-            b.connection().clone(),
-            conn,
-        ] {
-            c.close().await?;
-        }
-        db.close().await?;
+        close_all(
+            db,
+            [
+                gate_conn,
+                a.connection().clone(),
+                b.connection().clone(),
+                conn,
+            ],
+        )
+        .await?;
     }
     Ok(())
 }
@@ -374,15 +389,16 @@ async fn two_creates_of_one_tenant_have_one_winner_whatever_the_default_isolatio
             versions(&conn, schema("acme").as_str()).await?,
             Some(strings(&[M1, GATED]))
         );
-        for c in [
-            gate_conn,
-            a.connection().clone(),
-            b.connection().clone(),
-            conn,
-        ] {
-            c.close().await?;
-        }
-        db.close().await?;
+        close_all(
+            db,
+            [
+                gate_conn,
+                a.connection().clone(),
+                b.connection().clone(),
+                conn,
+            ],
+        )
+        .await?;
     }
     Ok(())
 }
@@ -422,15 +438,16 @@ async fn two_hard_drops_of_one_tenant_have_one_winner_whatever_the_default_isola
             "{level}: {lost:?}"
         );
         assert_eq!(fleet.get(&acme).await?, None);
-        for c in [
-            gate_conn,
-            a.connection().clone(),
-            b.connection().clone(),
-            conn,
-        ] {
-            c.close().await?;
-        }
-        db.close().await?;
+        close_all(
+            db,
+            [
+                gate_conn,
+                a.connection().clone(),
+                b.connection().clone(),
+                conn,
+            ],
+        )
+        .await?;
     }
     Ok(())
 }
@@ -465,9 +482,7 @@ async fn status_changes_wait_for_a_concurrent_registry_write_whatever_the_defaul
             record.display_name, "Acme Corp",
             "{level}: the other write is kept"
         );
-        gate_conn.close().await?;
-        conn.close().await?;
-        db.close().await?;
+        close_all(db, [gate_conn, conn]).await?;
     }
     Ok(())
 }
