@@ -5,8 +5,12 @@
 //!
 //! - `plain`: a plain SeaORM transaction (`begin`, SELECT, `commit`) on `public.items`
 //! - `scoped`: our `TenantDb::begin` (one `BEGIN; SET LOCAL search_path …; <schema check>`
-//!   message), same SELECT
-//! - `scoped-probe`: `scoped` with `TenantDb::with_probe_table`: the check is a `LOCK TABLE`
+//!   message), same SELECT. Every tenant schema has a migration ledger (`seaql_migrations`),
+//!   as in a fleet run by `tenancy-migrate`, so the check is a `LOCK TABLE` on it
+//! - `scoped-probe`: `scoped` with `TenantDb::with_probe_table(seaql_migrations)`: the same
+//!   lock, without the default's fallback bookkeeping
+//! - `scoped-unmigrated`: `scoped` on a schema without a ledger (made by hand): the check is
+//!   the `SELECT` fallback
 //! - `naive`: SeaORM `begin`, then `SET LOCAL search_path` as its own statement, same SELECT
 //! - `autocommit`: the SELECT alone, no transaction
 //! - `scoped-spread`: `scoped`, each transaction on one of N tenant schemas at random
@@ -66,6 +70,7 @@ enum Shape {
     Plain,
     Scoped,
     ScopedProbe,
+    ScopedUnmigrated,
     Naive,
     Autocommit,
     ScopedSpread,
@@ -116,10 +121,11 @@ impl Check {
 }
 
 impl Shape {
-    const ALL: [Self; 15] = [
+    const ALL: [Self; 16] = [
         Self::Plain,
         Self::Scoped,
         Self::ScopedProbe,
+        Self::ScopedUnmigrated,
         Self::Naive,
         Self::Autocommit,
         Self::ScopedSpread,
@@ -143,6 +149,7 @@ impl Shape {
             Self::Plain => "plain",
             Self::Scoped => "scoped",
             Self::ScopedProbe => "scoped-probe",
+            Self::ScopedUnmigrated => "scoped-unmigrated",
             Self::Naive => "naive",
             Self::Autocommit => "autocommit",
             Self::ScopedSpread => "scoped-spread",
@@ -164,7 +171,8 @@ impl Shape {
             Self::Scoped => {
                 "(b) TenantDb::begin: BEGIN; SET LOCAL … in one message, SELECT, COMMIT"
             }
-            Self::ScopedProbe => "(b) with_probe_table(items): the check is a LOCK TABLE",
+            Self::ScopedProbe => "(b) with_probe_table(seaql_migrations): the lock, required",
+            Self::ScopedUnmigrated => "(b) on a schema without a ledger: the SELECT check",
             Self::Naive => "(c) SeaORM begin(), SET LOCAL as its own statement, SELECT, COMMIT",
             Self::Autocommit => "(d) the SELECT alone, autocommit",
             Self::ScopedSpread => "(b) over N tenants at random",
@@ -222,9 +230,11 @@ impl Lcg {
 struct Fixture {
     conn: DatabaseConnection,
     db: TenantDb,
-    /// `db` checking schemas with a lock on `items` instead of a SELECT.
+    /// `db` with `with_probe_table(seaql_migrations)`.
     probe_db: TenantDb,
     tenants: Vec<Tenant>,
+    /// A tenant whose schema has `items` but no migration ledger.
+    unmigrated: Tenant,
     /// The opening message of each `raw-*` shape, for the first tenant.
     raw_begin: Vec<(Check, String)>,
     /// Pools that only ever run unnamed statements (pooler mode refuses
@@ -285,7 +295,8 @@ async fn setup(test_db: &TestDatabase, config: &Config) -> Fixture {
         let s = schema.quoted();
         ddl.push_str(&format!(
             "CREATE SCHEMA {s}; CREATE TABLE {s}.items (id int PRIMARY KEY, name text NOT NULL); \
-             INSERT INTO {s}.items SELECT id, name FROM public.items;"
+             INSERT INTO {s}.items SELECT id, name FROM public.items; \
+             CREATE TABLE {s}.seaql_migrations (version varchar PRIMARY KEY, applied_at bigint NOT NULL);"
         ));
         tenants.push(tenant);
         if ddl.len() > 200_000 || n + 1 == config.tenants {
@@ -295,11 +306,20 @@ async fn setup(test_db: &TestDatabase, config: &Config) -> Fixture {
             ddl.clear();
         }
     }
+    // Made by hand, never migrated: no ledger to lock.
+    let unmigrated = Tenant::from_id(TenantId::new("unmigrated").unwrap()).unwrap();
+    let s = tenancy::TenantScope::schema(&unmigrated).quoted();
+    conn.execute_unprepared(&format!(
+        "CREATE SCHEMA {s}; CREATE TABLE {s}.items (id int PRIMARY KEY, name text NOT NULL); \
+         INSERT INTO {s}.items SELECT id, name FROM public.items;"
+    ))
+    .await
+    .unwrap();
     conn.execute_unprepared("VACUUM ANALYZE").await.unwrap();
     let db = TenantDb::new(conn.clone()).unwrap();
     let probe_db = db
         .clone()
-        .with_probe_table(tenancy::core::TableName::new("items").unwrap());
+        .with_probe_table(tenancy::core::TableName::migration_ledger());
     let first = tenancy::TenantScope::schema(&tenants[0]);
     let raw_begin = Check::ALL.iter().map(|c| (*c, c.sql(first))).collect();
     let unnamed = unnamed_pool(test_db.connect_options(), config).await;
@@ -312,6 +332,7 @@ async fn setup(test_db: &TestDatabase, config: &Config) -> Fixture {
         db,
         probe_db,
         tenants,
+        unmigrated,
         raw_begin,
         unnamed,
         pgbouncer,
@@ -340,6 +361,12 @@ async fn one_transaction(fx: &Fixture, shape: Shape, rng: &mut Lcg) {
         }
         Shape::ScopedProbe => {
             let txn = fx.probe_db.begin(&fx.tenants[0]).await.unwrap();
+            let row = items::Entity::find_by_id(id).one(&txn).await.unwrap();
+            txn.commit().await.unwrap();
+            assert!(row.is_some());
+        }
+        Shape::ScopedUnmigrated => {
+            let txn = fx.db.begin(&fx.unmigrated).await.unwrap();
             let row = items::Entity::find_by_id(id).one(&txn).await.unwrap();
             txn.commit().await.unwrap();
             assert!(row.is_some());

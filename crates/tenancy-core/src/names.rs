@@ -91,6 +91,19 @@ impl TableName {
         Self("tenants".into())
     }
 
+    /// `seaql_migrations`, sea-orm-migration's default ledger table: every
+    /// tenant schema migrated by `tenancy-migrate` has one.
+    ///
+    /// ```
+    /// use tenancy_core::TableName;
+    /// assert_eq!(TableName::migration_ledger(), TableName::new("seaql_migrations")?);
+    /// # Ok::<(), tenancy_core::Error>(())
+    /// ```
+    #[must_use]
+    pub fn migration_ledger() -> Self {
+        Self("seaql_migrations".into())
+    }
+
     /// The name rendered as a quoted SQL identifier.
     ///
     /// ```

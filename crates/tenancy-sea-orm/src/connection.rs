@@ -87,6 +87,18 @@ impl ScopedConnection {
         }
     }
 
+    /// After a failed opening: rolls the aborted transaction back and begins
+    /// again with `begin_sql`, on the same connection. Any failure leaves the
+    /// connection marked for discarding.
+    pub(crate) async fn begin_again(&mut self, begin_sql: String) -> Result<(), sqlx::Error> {
+        self.discard = true;
+        self.begin_sql = AssertSqlSafe(begin_sql).into_sql_str();
+        sqlx::raw_sql("ROLLBACK").execute(&mut *self.conn).await?;
+        PgTransactionManager::begin(&mut self.conn, Some(self.begin_sql.clone())).await?;
+        self.discard = false;
+        Ok(())
+    }
+
     /// Records a statement's error (see [`note_failure`]).
     pub(crate) fn note_failure(&mut self, err: &DbErr) {
         note_failure(&mut self.failure, err);

@@ -18,6 +18,7 @@ use crate::connection::{
 use crate::error::{Error, ScopeLabel};
 use crate::options::ScopeOptions;
 use crate::registry::TenantRegistry;
+use crate::schema_check::{SchemaCheck, SchemaProbe, lock_may_fall_back};
 use crate::transaction::TenantTransaction;
 
 /// Tenant-scoped transactions over one SeaORM `DatabaseConnection` (one pool
@@ -66,8 +67,8 @@ pub struct TenantDb {
     shared: Option<Arc<[SharedSchema]>>,
     options: ScopeOptions,
     registry: TenantRegistry,
-    /// Checks the schema with a lock on this table instead of a SELECT.
-    probe: Option<TableName>,
+    /// How each opening message checks the tenant's schema.
+    probe: SchemaProbe,
     /// Named (sqlx's default) or unnamed: [`TenantDb::behind_pooler`].
     statements: Statements,
 }
@@ -106,7 +107,7 @@ impl TenantDb {
             shared: None,
             options: ScopeOptions::default(),
             registry,
-            probe: None,
+            probe: SchemaProbe::ledger(),
             statements: Statements::Named,
         })
     }
@@ -207,24 +208,30 @@ impl TenantDb {
         self
     }
 
-    /// Checks the tenant's schema with a lock on `table`, a table every tenant
-    /// schema has, instead of the default check.
+    /// Checks every tenant's schema with a lock on `table`, which every
+    /// tenant schema must have: a schema without it is refused with
+    /// [`Error::ProbeTableMissing`].
     ///
     /// Every transaction's opening message checks that the tenant's schema
     /// exists and that the role may use it (PostgreSQL silently skips a
     /// missing or unusable schema on the search path, so unqualified names
-    /// would resolve in the shared schemas). The default check is a `SELECT`,
-    /// which the server must plan: `BENCHMARKS.md` measures it at 1.2–1.5× a
-    /// plain transaction. `LOCK TABLE "tenant_acme".table IN ACCESS SHARE
-    /// MODE` checks the same without a plan and costs nothing measurable;
-    /// the lock conflicts only with `ACCESS EXCLUSIVE` (`DROP`, most `ALTER
-    /// TABLE`s of that table). The role needs `SELECT` (or any write
-    /// privilege) on the table: without it, as without `USAGE` on the schema,
-    /// the transaction is refused with [`Error::SchemaAccessDenied`]. A schema
-    /// without the table is refused with [`Error::ProbeTableMissing`].
+    /// would resolve in the shared schemas). `LOCK TABLE "tenant_acme".table
+    /// IN ACCESS SHARE MODE` does that without a plan, at no measurable cost
+    /// (`BENCHMARKS.md`, "Schema check"); the lock conflicts only with `ACCESS
+    /// EXCLUSIVE` (`DROP`, most `ALTER TABLE`s of that table, `DROP SCHEMA …
+    /// CASCADE`, which therefore waits for the tenant's open transactions).
+    /// The role needs `SELECT` on the table: without it, as without `USAGE`
+    /// on the schema, the transaction is refused with
+    /// [`Error::SchemaAccessDenied`].
     ///
-    /// Fleets run by `tenancy-migrate` have its ledger, `seaql_migrations`,
-    /// in every tenant schema: that is the table to name.
+    /// By default a `TenantDb` already locks sea-orm-migration's ledger,
+    /// `seaql_migrations`, in schemas that have it and the role may read, and
+    /// checks other schemas with a `SELECT` the server must plan (1.2× a
+    /// plain transaction). Name a table here when your ledger has another name
+    /// ([`MigratorTrait::migration_table_name`]), or to refuse schemas that
+    /// lack the table rather than check them the slower way.
+    ///
+    /// [`MigratorTrait::migration_table_name`]: https://docs.rs/sea-orm-migration/2/sea_orm_migration/migrator/trait.MigratorTrait.html#method.migration_table_name
     ///
     /// ```
     /// use sea_orm::ConnectionTrait;
@@ -251,7 +258,7 @@ impl TenantDb {
     /// ```
     #[must_use]
     pub fn with_probe_table(mut self, table: TableName) -> Self {
-        self.probe = Some(table);
+        self.probe = SchemaProbe::Required(table);
         self
     }
 
@@ -412,7 +419,10 @@ impl TenantDb {
             schema = label.schema.as_str(),
         );
         let path = self.search_path(scope);
-        let begin_sql = options.begin_statement(&path, self.probe.as_ref());
+        let role = options.role_name();
+        let (check, may_fall_back) = self.probe.check(path.tenant(), role);
+        let begin_sql = options.begin_statement(&path, check);
+        let required = self.probe.required_table();
         let opened = async {
             let mut conn = self.pool.acquire().await.map_err(|err| Error::Connection {
                 scope: (*label).clone(),
@@ -426,9 +436,20 @@ impl TenantDb {
                     }
                 })?;
             }
-            ScopedConnection::open(conn, begin_sql, self.statements)
-                .await
-                .map_err(|(_discarded, err)| begin_error(&label, options, self.probe.as_ref(), err))
+            match ScopedConnection::open(conn, begin_sql, self.statements).await {
+                Ok(opened) => Ok(opened),
+                // The ledger is missing or out of reach: the SELECT check
+                // tells whether the schema itself is, on the same connection.
+                Err((mut failed, err)) if may_fall_back && lock_may_fall_back(&err) => {
+                    self.probe.remember_without_ledger(path.tenant(), role);
+                    let select = options.begin_statement(&path, SchemaCheck::Select);
+                    match failed.begin_again(select).await {
+                        Ok(()) => Ok(failed),
+                        Err(err) => Err(begin_error(&label, options, None, err)),
+                    }
+                }
+                Err((_discarded, err)) => Err(begin_error(&label, options, required, err)),
+            }
         }
         .instrument(span.clone())
         .await?;

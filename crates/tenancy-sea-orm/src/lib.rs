@@ -87,9 +87,11 @@
 //! [`Error::SchemaMissing`] instead of falling through to `public`, and one
 //! whose schema the transaction's role has no `USAGE` on with
 //! [`Error::SchemaAccessDenied`]. Both are checked inside the opening message
-//! of every transaction (a statement that fails without returning a row), so
-//! a schema dropped by another process is refused by the very next
-//! transaction.
+//! of every transaction, so a schema dropped by another process is refused by
+//! the very next transaction. Where the schema has sea-orm-migration's ledger
+//! (`seaql_migrations`), the check is a `LOCK TABLE` on it in `ACCESS SHARE`
+//! mode, which costs nothing measurable; elsewhere it is a `SELECT` that
+//! fails without returning a row (see [`TenantDb::with_probe_table`]).
 //!
 //! # Registered tenants
 //!
@@ -192,6 +194,7 @@ mod error;
 mod options;
 mod registry;
 mod retry;
+mod schema_check;
 mod server_error;
 mod transaction;
 

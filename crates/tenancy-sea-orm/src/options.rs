@@ -2,7 +2,9 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use sea_orm::{AccessMode, IsolationLevel};
-use tenancy_core::{RoleName, SearchPath, TableName};
+use tenancy_core::{RoleName, SearchPath};
+
+use crate::schema_check::SchemaCheck;
 
 /// Per-transaction settings, applied in the same message as `BEGIN`, so they
 /// cost no extra round trip and end with the transaction.
@@ -118,7 +120,7 @@ impl ScopeOptions {
     ///
     /// Every identifier comes from a validated name through its quoting
     /// function; numbers and SeaORM's isolation/access keywords are not input.
-    pub(crate) fn begin_statement(&self, path: &SearchPath, probe: Option<&TableName>) -> String {
+    pub(crate) fn begin_statement(&self, path: &SearchPath, check: SchemaCheck<'_>) -> String {
         let mut sql = String::from("BEGIN");
         if let Some(level) = self.isolation_level {
             let _ = write!(sql, " ISOLATION LEVEL {level}");
@@ -137,16 +139,15 @@ impl ScopeOptions {
         }
         // On every transaction, after SET ROLE: a schema dropped a moment ago,
         // or a role without USAGE, must never let a statement fall through to
-        // the shared schemas. The cast fails with 3F000 when the schema is
-        // missing (while the statement is parsed), the division with 22012
-        // when the role has no USAGE (PostgreSQL silently skips such schemas
-        // on the search path). It returns no row, so it costs the server a
-        // trivial plan and the wire nothing (BENCHMARKS.md, "Schema check").
-        match probe {
+        // the shared schemas (PostgreSQL silently skips a missing schema, or
+        // one without USAGE, on the search path). See `schema_check`.
+        match check {
             // A utility statement: no plan, so it costs next to nothing, and
             // resolving the qualified name fails with 3F000 when the schema is
-            // missing and 42501 (from aclcheck_error) without USAGE.
-            Some(table) => {
+            // missing and 42501 (from aclcheck_error) without USAGE. It takes
+            // no snapshot either, so REPEATABLE READ still snapshots at the
+            // caller's first statement.
+            SchemaCheck::Lock(table) => {
                 let _ = write!(
                     sql,
                     "; LOCK TABLE {}.{} IN ACCESS SHARE MODE",
@@ -154,7 +155,10 @@ impl ScopeOptions {
                     table.quoted()
                 );
             }
-            None => {
+            // The cast fails with 3F000 when the schema is missing (while the
+            // statement is parsed), the division with 22012 without USAGE. No
+            // row comes back, but the server plans it every time.
+            SchemaCheck::Select => {
                 let _ = write!(
                     sql,
                     "; SELECT WHERE 1 / pg_catalog.has_schema_privilege({}, 'USAGE')::int = 0",
@@ -169,12 +173,13 @@ impl ScopeOptions {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tenancy_core::TableName;
 
     #[test]
     fn begin_statement_is_one_message() {
         let path = SearchPath::new("tenant_acme".parse().unwrap());
         assert_eq!(
-            ScopeOptions::new().begin_statement(&path, None),
+            ScopeOptions::new().begin_statement(&path, SchemaCheck::Select),
             r#"BEGIN; SET LOCAL search_path TO "tenant_acme", "public"; SELECT WHERE 1 / pg_catalog.has_schema_privilege('"tenant_acme"'::regnamespace, 'USAGE')::int = 0"#
         );
         let options = ScopeOptions::new()
@@ -183,12 +188,15 @@ mod tests {
             .role("app_ro".parse().unwrap())
             .statement_timeout(Duration::from_micros(10));
         assert_eq!(
-            options.begin_statement(&SearchPath::strict("tenant_acme".parse().unwrap()), None),
+            options.begin_statement(
+                &SearchPath::strict("tenant_acme".parse().unwrap()),
+                SchemaCheck::Select
+            ),
             r#"BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET LOCAL search_path TO "tenant_acme"; SET LOCAL ROLE "app_ro"; SET LOCAL statement_timeout = 1; SELECT WHERE 1 / pg_catalog.has_schema_privilege('"tenant_acme"'::regnamespace, 'USAGE')::int = 0"#
         );
-        let probe = TableName::new("seaql_migrations").unwrap();
+        let ledger = TableName::migration_ledger();
         assert_eq!(
-            ScopeOptions::new().begin_statement(&path, Some(&probe)),
+            ScopeOptions::new().begin_statement(&path, SchemaCheck::Lock(&ledger)),
             r#"BEGIN; SET LOCAL search_path TO "tenant_acme", "public"; LOCK TABLE "tenant_acme"."seaql_migrations" IN ACCESS SHARE MODE"#
         );
     }
