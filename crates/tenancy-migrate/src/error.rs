@@ -4,6 +4,12 @@ use tenancy_core::{SchemaName, SharedSchema, TenantId};
 // server's C source).
 use tenancy_sea_orm::display_db_err;
 
+use crate::FleetRunError;
+
+/// What sea-orm-migration's default `MigrationTrait::down` returns: the
+/// only sign that a migration has no `down` of its own.
+const NO_DOWN: &str = "We Don't Do That Here";
+
 /// Everything that can go wrong managing tenants and their migrations. Every
 /// variant that concerns a tenant names it.
 ///
@@ -181,6 +187,30 @@ pub enum Error {
         source: DbErr,
     },
 
+    /// Rolling back reached a migration without a `down()` of its own
+    /// (sea-orm-migration's default `down` refuses); the tenant's
+    /// transaction was rolled back whole, so nothing of it was reverted.
+    #[error(
+        "cannot roll back tenant {tenant} (schema {schema}): migration {} has no down(); \
+         rollback needs a down() on every migration it reverts, so nothing was reverted",
+        migration.as_deref().unwrap_or("(unknown)")
+    )]
+    RollbackUnsupported {
+        /// The tenant.
+        tenant: TenantId,
+        /// Its schema.
+        schema: SchemaName,
+        /// The migration without `down()`, when known.
+        migration: Option<String>,
+    },
+
+    /// A fleet run ([`migrate_all`](crate::TenantFleet::migrate_all),
+    /// [`rollback_all`](crate::TenantFleet::rollback_all)) in which tenants
+    /// failed, were skipped or had unreadable registry rows, from
+    /// [`FleetReport::into_result`](crate::FleetReport::into_result).
+    #[error(transparent)]
+    FleetRun(#[from] FleetRunError),
+
     /// A migration of the shared schema failed; its transaction was rolled
     /// back whole.
     #[error("migrating the shared schema {schema} failed{}: {}", migration.as_ref().map(|m| format!(" in {m}")).unwrap_or_default(), display_db_err(source))]
@@ -253,4 +283,30 @@ pub enum Error {
         /// The second migration with it.
         second: usize,
     },
+}
+
+impl Error {
+    /// The error for a failed revert of `tenant`'s migrations: a missing
+    /// `down()` is said so, rather than in sea-orm-migration's words.
+    pub(crate) fn rollback(
+        tenant: TenantId,
+        schema: SchemaName,
+        migration: Option<String>,
+        source: DbErr,
+    ) -> Self {
+        if matches!(&source, DbErr::Migration(message) if message == NO_DOWN) {
+            Self::RollbackUnsupported {
+                tenant,
+                schema,
+                migration,
+            }
+        } else {
+            Self::Rollback {
+                tenant,
+                schema,
+                migration,
+                source,
+            }
+        }
+    }
 }

@@ -139,7 +139,7 @@ pub use health::HealthReport;
 pub use lifecycle::{DropConfirmation, DropMode, DropOutcome, NewTenant};
 pub use migrate::MigrateAll;
 pub use registry::{CorruptRecord, StatusFilter, TenantList, TenantRecord};
-pub use report::{Direction, FleetReport, Outcome, TenantReport};
+pub use report::{Direction, FleetReport, FleetRunError, Outcome, TenantReport};
 pub use status::{
     FleetStatus, FleetTotals, MigrationStatusReport, SchemaState, TenantMigrationStatus,
 };

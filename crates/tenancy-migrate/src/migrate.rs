@@ -310,7 +310,9 @@ impl<M: MigratorTrait> TenantFleet<M> {
     ///
     /// # Errors
     /// As [`migrate_tenant`](Self::migrate_tenant), with [`Error::Rollback`]
-    /// instead of [`Error::Migration`]; the tenant is unchanged then.
+    /// instead of [`Error::Migration`], and [`Error::RollbackUnsupported`]
+    /// when a migration to revert has no `down()`: rollback needs one on
+    /// every migration it reverts. The tenant is unchanged then.
     pub async fn rollback_tenant(&self, id: &TenantId, steps: u32) -> Result<TenantReport, Error> {
         self.ensure_direct().await?;
         let record = registered_tenant(self, id).await?;

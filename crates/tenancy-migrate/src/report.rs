@@ -1,5 +1,7 @@
 //! What a migration or rollback run did, tenant by tenant.
 
+mod failure;
+
 use std::fmt;
 use std::time::Duration;
 
@@ -7,6 +9,8 @@ use tenancy_core::{SchemaName, TenantId};
 
 use crate::printable::printable_list;
 use crate::{CorruptRecord, Error};
+
+pub use failure::FleetRunError;
 
 /// Which way a run moved the tenants' schemas.
 ///
@@ -99,7 +103,15 @@ pub struct TenantReport {
     /// ([`Direction::Down`]) reverted, newest first. Empty unless the tenant
     /// succeeded: a failed tenant's transaction is rolled back whole.
     pub applied: Vec<String>,
-    /// Time spent on the tenant, waiting for its lock included.
+    /// Time spent on the tenant, waiting for its lock included (serialized
+    /// as `duration_seconds`, a number).
+    #[cfg_attr(
+        feature = "serde",
+        serde(
+            rename = "duration_seconds",
+            serialize_with = "crate::serde_support::seconds"
+        )
+    )]
     pub duration: Duration,
     /// Why the tenant failed (serialized as its message).
     #[cfg_attr(
@@ -192,9 +204,11 @@ impl fmt::Display for TenantReport {
 /// What a fleet run did: one [`TenantReport`] per tenant, ordered by tenant
 /// id.
 ///
-/// Per-tenant failures do not make the run an `Err`: they are here, in
-/// [`failed`](Self::failed). Check [`is_success`](Self::is_success) (a CLI
-/// exits non-zero when it is false).
+/// Per-tenant failures do not make the run itself an `Err`: one tenant's
+/// failure does not stop the others, and they are here, in
+/// [`failed`](Self::failed). Turn them into an error with
+/// [`into_result`](Self::into_result), or check
+/// [`is_success`](Self::is_success) (a CLI exits non-zero when it is false).
 ///
 /// The [`Display`](fmt::Display) output is a one-line summary, e.g.
 /// `migrated 6 tenants: 5 succeeded, 1 failed, 0 skipped; 10 migrations applied in 1.20s`.
@@ -220,7 +234,15 @@ pub struct FleetReport {
     /// do not validate: those tenants were not migrated, and the run is not a
     /// success. Fix the rows by hand, then run again.
     pub corrupt: Vec<CorruptRecord>,
-    /// Wall time of the whole run.
+    /// Wall time of the whole run (serialized as `duration_seconds`, a
+    /// number).
+    #[cfg_attr(
+        feature = "serde",
+        serde(
+            rename = "duration_seconds",
+            serialize_with = "crate::serde_support::seconds"
+        )
+    )]
     pub duration: Duration,
 }
 
@@ -285,6 +307,46 @@ impl FleetReport {
     #[must_use]
     pub fn is_success(&self) -> bool {
         self.corrupt.is_empty() && self.tenants.iter().all(TenantReport::is_success)
+    }
+
+    /// The report when the run is a [success](Self::is_success), otherwise
+    /// a [`FleetRunError`] naming every failed tenant with its error (and
+    /// every unreadable registry row): the way to make a deploy step fail
+    /// when a tenant did. It converts into [`Error::FleetRun`], so one `?`
+    /// does it.
+    ///
+    /// ```
+    /// use tenancy_migrate::{MigrateAll, NewTenant, TenantFleet};
+    /// # use sea_orm_migration::{MigrationTrait, MigratorTrait};
+    /// # struct TenantMigrator;
+    /// # impl MigratorTrait for TenantMigrator {
+    /// #     fn migrations() -> Vec<Box<dyn MigrationTrait>> { Vec::new() }
+    /// # }
+    ///
+    /// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let test_db = tenancy_testing::TestDatabase::create().await?;
+    /// # let conn = test_db.connect().await?;
+    /// let fleet = TenantFleet::<TenantMigrator>::new(conn.clone());
+    /// fleet.install().await?;
+    /// fleet.create(&"acme".parse()?, NewTenant::new()).await?;
+    ///
+    /// // Err(FleetRunError) unless every tenant migrated.
+    /// let report = fleet.migrate_all(MigrateAll::new()).await?.into_result()?;
+    /// println!("{report}");
+    /// # conn.close().await?;
+    /// # test_db.close().await?;
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// [`FleetRunError`] when a tenant failed or was skipped, or a registry
+    /// row of the run was unreadable.
+    pub fn into_result(self) -> Result<Self, FleetRunError> {
+        if self.is_success() {
+            Ok(self)
+        } else {
+            Err(FleetRunError::new(self))
+        }
     }
 
     /// Migrations applied (or reverted) across all tenants.

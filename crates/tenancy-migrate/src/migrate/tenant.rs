@@ -76,12 +76,7 @@ pub(super) async fn run_tenant<M: MigratorTrait>(
                     migration,
                     source,
                 },
-                Direction::Down => Error::Rollback {
-                    tenant,
-                    schema,
-                    migration,
-                    source,
-                },
+                Direction::Down => Error::rollback(tenant, schema, migration, source),
             }
         })
 }
