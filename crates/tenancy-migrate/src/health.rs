@@ -40,15 +40,27 @@ pub struct HealthReport {
     /// tenant's problem, the rest of the fleet is checked all the same.
     pub corrupt: Vec<CorruptRecord>,
     /// Registered tenants whose schema does not exist.
+    #[cfg_attr(
+        feature = "serde",
+        serde(serialize_with = "crate::serde_support::tenant_schemas")
+    )]
     pub missing_schemas: Vec<(TenantId, SchemaName)>,
     /// Schemas that look like tenants (the naming prefix, or a migrations
     /// table) but that no tenant owns.
     pub orphan_schemas: Vec<String>,
     /// Tenants with migrations not applied yet, with their names.
+    #[cfg_attr(
+        feature = "serde",
+        serde(serialize_with = "crate::serde_support::tenant_migrations")
+    )]
     pub pending: Vec<(TenantId, Vec<String>)>,
     /// Tenants with migrations applied that this binary's migrator does not
     /// know (applied by a newer build, or renamed), with their names:
     /// migrations refuse to run for them until the right build is deployed.
+    #[cfg_attr(
+        feature = "serde",
+        serde(serialize_with = "crate::serde_support::tenant_migrations")
+    )]
     pub unknown: Vec<(TenantId, Vec<String>)>,
     /// Tenants at the latest migration whose tables or columns differ from a
     /// schema freshly migrated to it (a change made by hand, or a migration
@@ -57,6 +69,10 @@ pub struct HealthReport {
     /// Tenant tables whose name also exists in a shared schema: a query for
     /// the tenant would silently read the shared table if the tenant's table
     /// went missing.
+    #[cfg_attr(
+        feature = "serde",
+        serde(serialize_with = "crate::serde_support::tenant_tables")
+    )]
     pub shadowing: Vec<(TenantId, Vec<String>)>,
 }
 

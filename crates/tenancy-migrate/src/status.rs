@@ -83,6 +83,21 @@ pub enum SchemaState {
     MissingSchema,
 }
 
+impl fmt::Display for SchemaState {
+    /// In words, as a person reads it.
+    ///
+    /// ```
+    /// assert_eq!(tenancy_migrate::SchemaState::MissingSchema.to_string(), "schema missing");
+    /// ```
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Migrated => "migrated",
+            Self::NoMigrationsTable => "no migrations table",
+            Self::MissingSchema => "schema missing",
+        })
+    }
+}
+
 /// One tenant's line of a [`FleetStatus`].
 ///
 /// ```

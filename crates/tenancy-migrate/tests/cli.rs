@@ -90,7 +90,10 @@ async fn lifecycle_migrations_and_health_through_the_cli() -> TestResult {
     assert_eq!(ids(&json(&url, &["list", "--json"]).await), ["acme"]);
 
     ok(&url, &["create", "globex"]).await;
-    ok(&url, &["--concurrency", "2", "migrate"]).await;
+    ok(&url, &["migrate", "--concurrency", "2"]).await;
+    // Only fleet runs take --concurrency.
+    let (exit, _, err) = cli(&url, &["list", "--concurrency", "2"]).await;
+    assert_eq!(exit, Exit::Usage, "{err}");
     ok(&url, &["migrate", "--tenant", "globex"]).await;
     let status = json(&url, &["status", "--json"]).await;
     assert_eq!(status["totals"]["tenants"], 2);

@@ -1,13 +1,10 @@
-//! What the CLI prints: error lines, the tenant table, JSON, progress.
+//! What the CLI prints: error lines with what to do, the tenant table, JSON.
 
-use std::io::{IsTerminal, Write};
-use std::time::Duration;
-
-use indicatif::{ProgressBar, ProgressStyle};
+use std::io::Write;
 
 use super::Exit;
 use crate::printable::printable;
-use crate::{CorruptRecord, Error, MigrateAll, MigrationEvent, TenantRecord};
+use crate::{CorruptRecord, Error, TenantRecord};
 
 /// A clap outcome: `--help` and `--version` go to `out` and succeed; a usage
 /// error is one line on `err` and exit code 2.
@@ -44,34 +41,96 @@ pub(super) fn fail(err: &mut impl Write, exit: Exit, message: &str) -> Exit {
     exit
 }
 
-/// One line for a library error: its message (which names the tenant) and,
-/// where the message does not say it, what to do about it.
-pub(super) fn error(err: &mut impl Write, error: &Error) -> Exit {
-    let message = match hint(error) {
-        Some(hint) => format!("{error}; {hint}"),
-        None => error.to_string(),
-    };
-    fail(err, Exit::Failure, &message)
+/// What the CLI was doing when an error came, so that its hint is true.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Action {
+    /// `create`: a failure leaves nothing registered or created.
+    Create,
+    /// `adopt`: a failure leaves the schema as it was and unregistered.
+    Adopt,
+    /// Anything else.
+    Other,
 }
 
-fn hint(error: &Error) -> Option<String> {
-    Some(match error {
-        Error::UnknownTenant { .. } => "run `list` to see the registered tenants".to_owned(),
-        Error::TenantDeleted { tenant } => format!("here: `drop {tenant} --yes`"),
-        Error::SchemaMissing { tenant, .. } => {
-            format!("recreate the schema, or unregister the tenant with `drop {tenant} --yes`")
+/// The circumstances of an error, for its hint.
+#[derive(Debug)]
+pub(super) struct Situation<'a> {
+    pub(super) action: Action,
+    /// Whether the CLI connected by itself (`--database-url` exists).
+    pub(super) connects: bool,
+    /// The registry table, when the error came from its absence.
+    pub(super) missing_registry: Option<&'a str>,
+}
+
+/// One line for a library error: its message (which names the tenant) and,
+/// where the message does not say it, what to do about it, in the CLI's
+/// words (commands and flags, never library types).
+pub(super) fn error(err: &mut impl Write, error: &Error, situation: &Situation<'_>) -> Exit {
+    fail(err, Exit::Failure, &message(error, situation))
+}
+
+fn message(error: &Error, situation: &Situation<'_>) -> String {
+    if let Some(table) = situation.missing_registry {
+        let url = if situation.connects {
+            " (or check that --database-url names the right database)"
+        } else {
+            ""
+        };
+        return format!(
+            "{error}; the registry {table} does not exist in this database: run `install` \
+             first{url}"
+        );
+    }
+    // The library's messages name library calls here; say them as commands.
+    match error {
+        Error::TenantDeleted { tenant } => {
+            return format!(
+                "tenant {tenant} is deleted, so it cannot be resumed or suspended; `drop \
+                 {tenant} --yes` drops it for good and frees its id and schema"
+            );
         }
-        Error::Migration { .. } | Error::Rollback { .. } | Error::Panicked { .. } => {
+        Error::DropNotConfirmed { tenant } => {
+            return format!(
+                "refusing to drop tenant {tenant} and its schema without confirmation; pass --yes"
+            );
+        }
+        _ => {}
+    }
+    match hint(error, situation.action) {
+        Some(hint) => format!("{error}; {hint}"),
+        None => error.to_string(),
+    }
+}
+
+fn hint(error: &Error, action: Action) -> Option<String> {
+    Some(match (error, action) {
+        (Error::UnknownTenant { .. }, _) => "run `list` to see the registered tenants".to_owned(),
+        (Error::SchemaMissing { .. }, Action::Adopt) => {
+            "nothing was registered; check the schema's name, or create the schema first".to_owned()
+        }
+        (Error::SchemaMissing { tenant, .. }, _) => format!(
+            "recreate the schema (or restore it from a backup), or unregister the tenant with \
+             `drop {tenant} --yes`"
+        ),
+        (Error::SchemaExists { tenant, schema }, _) => {
+            format!("to register it as this tenant: `adopt {tenant} {schema}`")
+        }
+        (Error::Migration { .. } | Error::Panicked { .. }, Action::Create) => {
+            "nothing was registered or created; fix the migration and run it again".to_owned()
+        }
+        (Error::Migration { .. } | Error::Panicked { .. }, Action::Adopt) => {
+            "the schema was left as it was and nothing was registered; fix the migration and \
+             run it again"
+                .to_owned()
+        }
+        (Error::Migration { .. } | Error::Rollback { .. } | Error::Panicked { .. }, _) => {
             "the tenant was rolled back unchanged; fix the migration and run it again".to_owned()
         }
-        Error::SharedMigration { .. } => {
+        (Error::SharedMigration { .. }, _) => {
             "the shared schema was rolled back unchanged; fix the migration and run it again"
                 .to_owned()
         }
-        Error::Database { .. } => {
-            "check --database-url (or DATABASE_URL) and that `install` has run".to_owned()
-        }
-        Error::CorruptRegistry { .. } => "`list` shows every unreadable row".to_owned(),
+        (Error::CorruptRegistry { .. }, _) => "`list` shows every unreadable row".to_owned(),
         _ => return None,
     })
 }
@@ -152,46 +211,4 @@ pub(super) fn table(out: &mut impl Write, records: &[TenantRecord]) {
             .collect();
         let _ = writeln!(out, "{}", line.join("  ").trim_end());
     }
-}
-
-/// Adds progress reporting to a fleet run: a bar on a terminal, one line per
-/// finished tenant otherwise (logs, CI). The bar, if any, is returned so the
-/// caller clears it before printing the report.
-pub(super) fn with_progress(options: MigrateAll) -> (MigrateAll, Option<ProgressBar>) {
-    if std::io::stderr().is_terminal() {
-        let bar = ProgressBar::new(0);
-        if let Ok(style) = ProgressStyle::with_template("{bar:30} {pos}/{len} {msg}") {
-            bar.set_style(style);
-        }
-        bar.enable_steady_tick(Duration::from_millis(200));
-        let handle = bar.clone();
-        let options = options.on_event(move |event| {
-            handle.set_length(event.progress().total as u64);
-            handle.set_message(event.tenant().to_string());
-            if event.is_terminal() {
-                handle.inc(1);
-            }
-        });
-        (options, Some(bar))
-    } else {
-        (options.on_event(plain_line), None)
-    }
-}
-
-fn plain_line(event: &MigrationEvent<'_>) {
-    let progress = event.progress();
-    let line = match event {
-        MigrationEvent::Finished {
-            tenant,
-            applied,
-            duration,
-            ..
-        } => {
-            format!("{tenant}: {} migration(s) in {duration:.2?}", applied.len())
-        }
-        MigrationEvent::Failed { error, .. } => format!("FAILED: {}", one_line(&error.to_string())),
-        MigrationEvent::Skipped { tenant, .. } => format!("{tenant}: skipped"),
-        _ => return,
-    };
-    let _ = writeln!(std::io::stderr().lock(), "[{progress}] {line}");
 }
