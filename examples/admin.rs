@@ -10,13 +10,17 @@
 //! cargo run --example admin -- health
 //! ```
 //!
-//! Your own migration binary is this file with your migrators.
+//! Your own migration binary is this file with your migrators and your
+//! application's fleet configuration (or `AdminCli::with_fleet` on the
+//! `TenantFleet` your application builds).
 
 #![allow(unreachable_pub)]
 // Migrations take `&SchemaManager` as sea-orm-migration documents them.
 #![allow(elided_lifetimes_in_paths)]
 
 use sea_orm_migration::prelude::*;
+use tenancy::migrate::FleetConfig;
+use tenancy::migrate::cli::AdminCli;
 
 /// The quickstart's tenant migrations.
 #[path = "shared/tenant_migrations.rs"]
@@ -57,5 +61,13 @@ impl MigratorTrait for SharedMigrator {
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    tenancy::migrate::cli::run_cli::<TenantMigrator, SharedMigrator>().await
+    // The quickstart's fleet uses the defaults; pass your application's own
+    // configuration (schema prefix, registry location, shared schemas), so
+    // the CLI creates and migrates exactly the schemas your application uses.
+    let config = FleetConfig::default();
+    AdminCli::<TenantMigrator>::new(config)
+        .shared_migrator::<SharedMigrator>()
+        .version(env!("CARGO_PKG_VERSION"))
+        .run()
+        .await
 }

@@ -206,7 +206,9 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     txn.commit().await?;
 
     // 4. Deploy-time migrations across every tenant, then the fleet's health.
-    let report = fleet.migrate_all(MigrateAll::new()).await?;
+    // `migrate_all` reports each tenant's failure without stopping the others;
+    // `into_result` makes any failure an error, so the deploy stops here.
+    let report = fleet.migrate_all(MigrateAll::new()).await?.into_result()?;
     println!("{report}");
     let health = fleet.health().await?;
     print!("{health}");

@@ -16,6 +16,11 @@ use crate::{Error, TenantFleet};
 
 /// What [`TenantFleet::health`] found. Empty lists mean healthy.
 ///
+/// With the `serde` feature, each `(tenant, …)` pair serializes as an
+/// object with named fields: `{"tenant": "acme", "schema": "tenant_acme"}`
+/// in `missing_schemas`, `{"tenant": …, "migrations": […]}` in `pending`
+/// and `unknown`, `{"tenant": …, "tables": […]}` in `shadowing`.
+///
 /// ```
 /// fn alert(report: &tenancy_migrate::HealthReport) {
 ///     for (tenant, schema) in &report.missing_schemas {

@@ -58,9 +58,10 @@
 //! fleet.create(&TenantId::new("globex")?, NewTenant::new()).await?;
 //!
 //! // Every tenant, four at a time by default; a failing tenant is rolled back
-//! // and reported, the others go on.
-//! let report = fleet.migrate_all(MigrateAll::new()).await?;
-//! assert!(report.is_success(), "{report}");
+//! // and reported, the others go on. `into_result` turns any failure into
+//! // an error naming each failed tenant, so a deploy cannot miss it.
+//! let report = fleet.migrate_all(MigrateAll::new()).await?.into_result()?;
+//! println!("{report}");
 //!
 //! // Pending migrations of every tenant without a round trip per tenant.
 //! assert!(fleet.fleet_status().await?.is_up_to_date());
@@ -92,6 +93,14 @@
 //!   schema must exist (checked under the lock) before anything runs.
 //! - Migrations that cannot run inside a transaction (`CREATE INDEX
 //!   CONCURRENTLY`) are not supported for tenants.
+//! - A fleet run ([`migrate_all`](TenantFleet::migrate_all),
+//!   [`rollback_all`](TenantFleet::rollback_all)) returns `Ok` with a
+//!   [`FleetReport`] even when tenants failed, since one tenant's failure
+//!   does not stop the others; [`FleetReport::into_result`] makes any
+//!   failure an [`Error::FleetRun`] naming each failed tenant.
+//! - Rollback runs each migration's `down()`: a migration without one
+//!   (sea-orm-migration's default) cannot be rolled back, and the revert
+//!   fails with [`Error::RollbackUnsupported`], changing nothing.
 //!
 //! - A registry row written by hand that does not validate (an invalid id
 //!   or schema name, an unknown or NULL status) is that tenant's problem:

@@ -251,6 +251,8 @@ impl<M: MigratorTrait> TenantFleet<M> {
     /// Only when the registry cannot be read ([`Error::Database`],
     /// [`Error::CorruptRegistry`]) or two of `M`'s migrations share a name
     /// ([`Error::DuplicateMigrationName`]); nothing has been migrated then.
+    /// Failed tenants are in the report, not an `Err`: call
+    /// [`FleetReport::into_result`] to make them one.
     pub async fn migrate_all(&self, options: MigrateAll) -> Result<FleetReport, Error> {
         self.ensure_direct().await?;
         run_fleet(self, Direction::Up, 0, &options).await
@@ -334,10 +336,12 @@ impl<M: MigratorTrait> TenantFleet<M> {
     /// # async fn demo<M: sea_orm_migration::MigratorTrait>(fleet: tenancy_migrate::TenantFleet<M>) -> Result<(), tenancy_migrate::Error> {
     /// use tenancy_migrate::MigrateAll;
     ///
-    /// let report = fleet.rollback_all(1, MigrateAll::new().stop_on_first_failure(true)).await?;
-    /// if !report.is_success() {
-    ///     eprintln!("{report}");
-    /// }
+    /// // Err(FleetRunError) naming every tenant that could not be rolled back.
+    /// let report = fleet
+    ///     .rollback_all(1, MigrateAll::new().stop_on_first_failure(true))
+    ///     .await?
+    ///     .into_result()?;
+    /// println!("{report}");
     /// # Ok(()) }
     /// ```
     ///
