@@ -17,6 +17,8 @@
 //!   transactions.
 //! - `migrate` (feature `migrate`, on by default): the tenant registry, tenant lifecycle and
 //!   migrations applied to every tenant schema.
+//! - `web` (feature `axum`): a tower layer for axum that resolves each
+//!   request's tenant, extractors, and error responses that leak nothing.
 //!
 //! The most used core types are re-exported at the top level:
 //!
@@ -38,6 +40,9 @@ pub use tenancy_sea_orm as sea_orm;
 
 #[cfg(feature = "migrate")]
 pub use tenancy_migrate as migrate;
+
+#[cfg(feature = "axum")]
+pub use tenancy_axum as web;
 
 // The README's Rust examples are compiled (and the database-free ones run) as doctests.
 #[doc = include_str!("../README.md")]
