@@ -1,6 +1,6 @@
 //! A small multi-tenant HTTP API with axum: one pool, one schema per tenant.
 //!
-//! `cargo run --example axum_app` takes a throwaway database (as the
+//! `cargo run --example axum_app --features axum` takes a throwaway database (as the
 //! quickstart does), creates the tenants `acme` and `globex`, and serves on
 //! 127.0.0.1:3000 (or `$PORT`) until Ctrl-C:
 //!
@@ -16,41 +16,46 @@
 //! project of *this* tenant). Every handler runs in a transaction scoped to
 //! the request's tenant, so another tenant's rows are unreachable.
 //!
-//! The tenant comes from the subdomain of `Host` under `example.test`
-//! (`acme.example.test` → `acme`), falling back to the `X-Tenant-ID` header.
-//! No tenant → 400, a badly named one → 400, an unregistered one → 404, a
-//! suspended one → 403.
+//! The web layer is `tenancy::web` (feature `axum`): a `TenancyLayer` finds
+//! the tenant in the subdomain of `Host` under `example.test`
+//! (`acme.example.test` → `acme`), falling back to the `X-Tenant-ID` header,
+//! and refuses what it cannot serve: no tenant or a badly named one → 400,
+//! no credentials → 401, an unregistered tenant **or one the caller does not
+//! belong to** → 404 (the same answer, so callers cannot probe for tenant
+//! ids), a suspended one → 403 (to its members), database down → 503.
+//! Bodies are `{"error", "code"}` with fixed messages: SQL and schema names go
+//! to the log, never to the caller.
 //!
 //! # ⚠️ STUB AUTHENTICATION — DO NOT COPY INTO PRODUCTION ⚠️
 //!
 //! **This example does not verify JWTs or any credential.** The
 //! `X-Stub-Verified-Tenant` header stands in for the tenant claim of a
 //! *verified* token, and any client can set it to anything. In production,
-//! take the tenant claim from your authentication layer's verified claims
-//! (signature, issuer, audience and expiry checked), never from a header the
-//! client controls. What the example does show is the check itself: a
-//! request without the claim is refused with 401, and a caller whose claim
-//! names another tenant than the one the request addresses is refused with
-//! 403 — resolving a tenant is not authorization.
+//! your authentication middleware verifies the token (signature, issuer,
+//! audience and expiry) and inserts its claims as `VerifiedClaims`; never
+//! take them from a header the client controls. What the example does show
+//! is the access check itself: a request without the claim is refused with
+//! 401, and a caller whose claim names another tenant than the one the
+//! request addresses gets 404 — resolving a tenant is not authorization.
 
 #![allow(clippy::print_stdout, clippy::print_stderr, unreachable_pub)]
 // Migrations take `&SchemaManager` as sea-orm-migration documents them.
 #![allow(elided_lifetimes_in_paths)]
 
-use axum::extract::{FromRequestParts, Path, State};
-use axum::http::{StatusCode, header, request::Parts};
+use axum::extract::{Path, Request};
+use axum::http::{StatusCode, request::Parts};
+use axum::middleware::{Next, from_fn};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use sea_orm::{ActiveModelTrait, ActiveValue::Set, Database, DatabaseConnection, DbErr};
 use sea_orm::{EntityTrait, ModelTrait, QueryOrder};
 use sea_orm_migration::prelude::*;
-use tenancy::core::resolve::{
-    HeaderResolver, RequestParts, Resolution, ResolveTenant, ResolverChain, SubdomainResolver,
-};
+use tenancy::TenantId;
+use tenancy::core::resolve::{HeaderResolver, ResolverChain, SubdomainResolver};
 use tenancy::migrate::{NewTenant, TenantFleet};
-use tenancy::sea_orm::{Error as TenancyError, TenantDb};
-use tenancy::{Tenant, TenantId};
+use tenancy::sea_orm::TenantDb;
+use tenancy::web::{Access, ScopedDb, TenancyLayer, VerifiedClaims};
 use tenancy_testing::TestDatabase;
 
 /// The base domain whose subdomains name tenants.
@@ -144,86 +149,60 @@ pub(crate) async fn setup() -> Result<Demo, Box<dyn std::error::Error>> {
     })
 }
 
-/// An error answered as `{"error": "..."}` with its status.
+/// A handler's error: this app's own refusals, or a database error that
+/// `tenancy::web::Error` answers (503 or 500) without leaking SQL.
 #[derive(Debug)]
-pub(crate) struct ApiError(StatusCode, String);
+pub(crate) enum ApiError {
+    NoProject(i32),
+    EmptyName,
+    Database(tenancy::web::Error),
+}
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = serde_json::json!({ "error": self.1 });
-        (self.0, Json(body)).into_response()
+        let (status, message) = match self {
+            Self::NoProject(id) => (StatusCode::NOT_FOUND, format!("no project {id}")),
+            Self::EmptyName => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "a project needs a name".into(),
+            ),
+            Self::Database(err) => return err.into_response(),
+        };
+        (status, Json(serde_json::json!({ "error": message }))).into_response()
     }
 }
 
 impl From<DbErr> for ApiError {
     fn from(err: DbErr) -> Self {
-        Self(StatusCode::INTERNAL_SERVER_ERROR, err.to_string())
+        Self::Database(err.into())
     }
 }
 
-impl From<TenancyError> for ApiError {
-    fn from(err: TenancyError) -> Self {
-        let status = match &err {
-            TenancyError::UnknownTenant { .. } => StatusCode::NOT_FOUND,
-            TenancyError::Inaccessible { .. } => StatusCode::FORBIDDEN,
-            _ => StatusCode::INTERNAL_SERVER_ERROR,
-        };
-        Self(status, err.to_string())
+impl From<tenancy::sea_orm::Error> for ApiError {
+    fn from(err: tenancy::sea_orm::Error) -> Self {
+        Self::Database(err.into())
     }
 }
 
-/// The app's shared state: the pool and how to find a request's tenant.
-#[derive(Clone, Debug)]
-pub(crate) struct AppState {
-    db: TenantDb,
-    resolver: ResolverChain,
+/// **STUB** authentication: trusts `X-Stub-Verified-Tenant` as if it were the
+/// `tenant_id` claim of a verified token. A real app verifies a token here.
+async fn stub_auth(mut request: Request, next: Next) -> Response {
+    let claim = request.headers().get(STUB_VERIFIED_TENANT);
+    if let Some(tenant) = claim.and_then(|v| v.to_str().ok()).map(str::to_owned) {
+        let claims = VerifiedClaims::new().with("tenant_id", tenant);
+        request.extensions_mut().insert(claims);
+    }
+    next.run(request).await
 }
 
-/// The parts of an axum request that tenancy's resolvers read.
-struct HttpParts<'a>(&'a Parts);
-
-impl RequestParts for HttpParts<'_> {
-    fn host(&self) -> Option<&str> {
-        let host = self.0.headers.get(header::HOST);
-        host.and_then(|v| v.to_str().ok()).or(self.0.uri.host())
-    }
-    fn path(&self) -> Option<&str> {
-        Some(self.0.uri.path())
-    }
-    fn header(&self, name: &str) -> Option<&str> {
-        self.0.headers.get(name).and_then(|v| v.to_str().ok())
-    }
-}
-
-/// The request's tenant, registered, active, and matching the caller's claim.
-#[derive(Debug)]
-pub(crate) struct Scoped(pub(crate) Tenant);
-
-impl FromRequestParts<AppState> for Scoped {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        // STUB: a real app reads this claim from its auth layer's verified token.
-        let claim = match HttpParts(parts).header(STUB_VERIFIED_TENANT) {
-            Some(claim) => claim.to_owned(),
-            None => return Err(ApiError(StatusCode::UNAUTHORIZED, "not signed in".into())),
-        };
-        let id = match state.resolver.resolve(&HttpParts(parts)) {
-            Resolution::Found(id) => id,
-            Resolution::NotPresent(_) => {
-                let msg = "no tenant in the request".into();
-                return Err(ApiError(StatusCode::BAD_REQUEST, msg));
-            }
-            Resolution::Malformed(why) => {
-                return Err(ApiError(StatusCode::BAD_REQUEST, why.to_string()));
-            }
-        };
-        let tenant = state.db.resolve(&id).await?;
-        if claim != id.as_str() {
-            let msg = format!("the caller does not belong to tenant {id}");
-            return Err(ApiError(StatusCode::FORBIDDEN, msg));
-        }
-        Ok(Self(tenant))
+/// The access check: the caller's verified claim must name the tenant the
+/// request addresses.
+fn member_of(request: &Parts, tenant: &TenantId) -> Access {
+    let claims = request.extensions.get::<VerifiedClaims>();
+    match claims.and_then(|claims| claims.get("tenant_id")) {
+        None => Access::Unauthenticated,
+        Some(claim) if claim == tenant.as_str() => Access::Allow,
+        Some(_) => Access::Deny,
     }
 }
 
@@ -233,34 +212,25 @@ pub(crate) struct NewProject {
     name: String,
 }
 
-async fn list(
-    State(app): State<AppState>,
-    Scoped(tenant): Scoped,
-) -> Result<Json<Vec<project::Model>>, ApiError> {
-    let rows = app
-        .db
-        .transaction::<_, _, ApiError>(&tenant, |txn| {
-            Box::pin(async move {
-                let query = project::Entity::find().order_by_asc(project::Column::Id);
-                Ok(query.all(txn).await?)
-            })
-        })
+async fn list(db: ScopedDb) -> Result<Json<Vec<project::Model>>, ApiError> {
+    let txn = db.begin().await?;
+    let rows = project::Entity::find()
+        .order_by_asc(project::Column::Id)
+        .all(&txn)
         .await?;
+    txn.commit().await?;
     Ok(Json(rows))
 }
 
 async fn create(
-    State(app): State<AppState>,
-    Scoped(tenant): Scoped,
+    db: ScopedDb,
     Json(new): Json<NewProject>,
 ) -> Result<(StatusCode, Json<project::Model>), ApiError> {
     if new.name.trim().is_empty() {
-        let msg = "a project needs a name".into();
-        return Err(ApiError(StatusCode::UNPROCESSABLE_ENTITY, msg));
+        return Err(ApiError::EmptyName);
     }
-    let row = app
-        .db
-        .transaction::<_, _, ApiError>(&tenant, |txn| {
+    let row = db
+        .transaction::<_, _, ApiError>(|txn| {
             Box::pin(async move {
                 let model = project::ActiveModel {
                     name: Set(new.name),
@@ -273,42 +243,27 @@ async fn create(
     Ok((StatusCode::CREATED, Json(row)))
 }
 
-fn not_found(id: i32) -> ApiError {
-    ApiError(StatusCode::NOT_FOUND, format!("no project {id}"))
+async fn show(db: ScopedDb, Path(id): Path<i32>) -> Result<Json<project::Model>, ApiError> {
+    let txn = db.begin().await?;
+    let row = project::Entity::find_by_id(id).one(&txn).await?;
+    txn.commit().await?;
+    row.map(Json).ok_or(ApiError::NoProject(id))
 }
 
-async fn show(
-    State(app): State<AppState>,
-    Scoped(tenant): Scoped,
-    Path(id): Path<i32>,
-) -> Result<Json<project::Model>, ApiError> {
-    let row = app
-        .db
-        .transaction::<_, _, ApiError>(&tenant, |txn| {
-            Box::pin(async move { Ok(project::Entity::find_by_id(id).one(txn).await?) })
+async fn delete(db: ScopedDb, Path(id): Path<i32>) -> Result<StatusCode, ApiError> {
+    db.transaction::<_, _, ApiError>(|txn| {
+        Box::pin(async move {
+            let row = project::Entity::find_by_id(id).one(txn).await?;
+            row.ok_or(ApiError::NoProject(id))?.delete(txn).await?;
+            Ok(())
         })
-        .await?;
-    row.map(Json).ok_or_else(|| not_found(id))
-}
-
-async fn delete(
-    State(app): State<AppState>,
-    Scoped(tenant): Scoped,
-    Path(id): Path<i32>,
-) -> Result<StatusCode, ApiError> {
-    app.db
-        .transaction::<_, _, ApiError>(&tenant, |txn| {
-            Box::pin(async move {
-                let row = project::Entity::find_by_id(id).one(txn).await?;
-                row.ok_or_else(|| not_found(id))?.delete(txn).await?;
-                Ok(())
-            })
-        })
-        .await?;
+    })
+    .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// The API: tenant from the subdomain of `Host`, then `X-Tenant-ID`.
+/// The API: tenant from the subdomain of `Host`, then `X-Tenant-ID`; the
+/// caller's (stub) claim must name it.
 pub(crate) fn router(db: TenantDb) -> Router {
     let resolver = ResolverChain::new()
         .with(SubdomainResolver::new(BASE_DOMAIN))
@@ -316,7 +271,9 @@ pub(crate) fn router(db: TenantDb) -> Router {
     Router::new()
         .route("/projects", get(list).post(create))
         .route("/projects/{id}", get(show).delete(delete))
-        .with_state(AppState { db, resolver })
+        .layer(TenancyLayer::new(db, resolver).check_access(member_of))
+        // Outermost, so it runs first: authentication before tenancy.
+        .layer(from_fn(stub_auth))
 }
 
 /// Serves until Ctrl-C; any error is printed as one line (its message,

@@ -159,7 +159,7 @@ async fn tenants_are_isolated_over_http() {
     ];
     let reply = call(addr, "GET", "/projects", &none, None).await;
     assert_eq!(reply.status, 400, "{reply:?}");
-    assert_eq!(reply.body["error"], "no tenant in the request");
+    assert_eq!(reply.body["code"], "no_tenant");
     for host in ["acme_.example.test", "a.b.example.test"] {
         let bad = [("Host", host), (app::STUB_VERIFIED_TENANT, "acme")];
         let reply = call(addr, "GET", "/projects", &bad, None).await;
@@ -168,17 +168,28 @@ async fn tenants_are_isolated_over_http() {
 
     // An unregistered tenant: 404.
     let unknown = as_member("initech");
-    let reply = call(addr, "GET", "/projects", &refs(&unknown), None).await;
-    assert_eq!(reply.status, 404, "{reply:?}");
+    let unknown = call(addr, "GET", "/projects", &refs(&unknown), None).await;
+    assert_eq!(unknown.status, 404, "{unknown:?}");
 
-    // STUB verified claim: missing → 401, another tenant → 403.
+    // STUB verified claim: missing → 401; another tenant → 404, the very
+    // answer an unregistered tenant gets, so callers cannot probe for ids.
     let reply = call(addr, "GET", "/projects", &acme[..1], None).await;
     assert_eq!(reply.status, 401, "{reply:?}");
     let wrong = [acme[0], (app::STUB_VERIFIED_TENANT, "globex")];
     let reply = call(addr, "GET", "/projects", &wrong, None).await;
-    assert_eq!(reply.status, 403, "{reply:?}");
+    assert_eq!(
+        (reply.status, &reply.body),
+        (404, &unknown.body),
+        "{reply:?}"
+    );
     let reply = post(&wrong, "Sneaky").await;
-    assert_eq!(reply.status, 403, "{reply:?}");
+    assert_eq!(reply.status, 404, "{reply:?}");
+    let reply = call(addr, "GET", "/projects", &acme, None).await;
+    assert_eq!(
+        names(&reply),
+        ["Rocket skates"],
+        "the refused POST wrote nothing"
+    );
 
     // A suspended tenant: 403, and its data is untouched.
     let globex_id = TenantId::new("globex").unwrap();
@@ -186,6 +197,7 @@ async fn tenants_are_isolated_over_http() {
     demo.db.registry().invalidate(&globex_id);
     let reply = call(addr, "GET", "/projects", &globex, None).await;
     assert_eq!(reply.status, 403, "{reply:?}");
+    assert_eq!(reply.body["code"], "tenant_suspended");
     let reply = call(addr, "GET", "/projects", &acme, None).await;
     assert_eq!(names(&reply), ["Rocket skates"]);
 

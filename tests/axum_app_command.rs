@@ -26,7 +26,14 @@ fn axum_app() -> PathBuf {
         .join(format!("axum_app{}", std::env::consts::EXE_SUFFIX));
     if !path.exists() {
         let status = Command::new(env!("CARGO"))
-            .args(["build", "--quiet", "--example", "axum_app"])
+            .args([
+                "build",
+                "--quiet",
+                "--example",
+                "axum_app",
+                "--features",
+                "axum",
+            ])
             .status()
             .unwrap();
         assert!(status.success());

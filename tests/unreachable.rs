@@ -16,7 +16,14 @@ fn example(name: &str) -> PathBuf {
         .join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
     if !path.exists() {
         let status = Command::new(env!("CARGO"))
-            .args(["build", "--quiet", "--example", name, "--features", "cli"])
+            .args([
+                "build",
+                "--quiet",
+                "--example",
+                name,
+                "--features",
+                "cli,axum",
+            ])
             .status()
             .unwrap();
         assert!(status.success());
@@ -50,6 +57,7 @@ fn the_quickstart_says_in_one_line_what_to_set() {
     assert!(!err.contains('{') && !err.contains("hunter2"), "{err}");
 }
 
+#[cfg(feature = "axum")]
 #[test]
 fn the_axum_example_says_in_one_line_what_to_set() {
     let output = Command::new(example("axum_app"))
