@@ -54,6 +54,14 @@ pub fn scope_tenant<F: Future>(tenant: Tenant, future: F) -> impl Future<Output 
     CURRENT.scope(tenant, future)
 }
 
+/// Calls `make` (a service's `call`) and runs the future it returns with
+/// `tenant` as the current tenant, so both the synchronous part of a
+/// service's call and its future see it.
+pub(crate) async fn call_scoped<F: Future>(tenant: Tenant, make: impl FnOnce() -> F) -> F::Output {
+    let future = CURRENT.sync_scope(tenant.clone(), make);
+    CURRENT.scope(tenant, future).await
+}
+
 /// `tokio::spawn`, carrying the [current tenant](current_tenant) and the
 /// current tracing span (with its `tenant` field) into the new task.
 ///

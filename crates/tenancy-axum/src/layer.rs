@@ -18,7 +18,7 @@ use tower_service::Service;
 use tracing::Instrument as _;
 
 use crate::access::{Access, AccessCheck, AllowAll};
-use crate::current::scope_tenant;
+use crate::current::call_scoped;
 use crate::error::{Error, ErrorKind};
 use crate::extract::ScopedDb;
 use crate::parts::HttpParts;
@@ -39,6 +39,10 @@ use crate::parts::HttpParts;
 ///    [`CurrentTenant`](crate::CurrentTenant) to extract, the
 ///    [current tenant](crate::current_tenant) set for its task, and a
 ///    `tenant_request` tracing span carrying `tenant`.
+///
+/// The layer does not rewrite the request's URI: with a
+/// [`PathPrefixResolver`](tenancy_core::resolve::PathPrefixResolver), nest
+/// the routes under the prefix (`Router::nest("/t/{tenant}", routes)`).
 ///
 /// # Unknown and forbidden tenants look the same
 ///
@@ -259,7 +263,7 @@ where
                 let current = tenant.tenant().clone();
                 parts.extensions.insert(tenant);
                 let request = Request::from_parts(parts, body);
-                scope_tenant(current, inner.call(request)).await
+                call_scoped(current, || inner.call(request)).await
             }
             .instrument(span)
             .await
