@@ -230,14 +230,12 @@ async fn create(
         return Err(ApiError::EmptyName);
     }
     let row = db
-        .transaction::<_, _, ApiError>(|txn| {
-            Box::pin(async move {
-                let model = project::ActiveModel {
-                    name: Set(new.name),
-                    ..Default::default()
-                };
-                Ok(model.insert(txn).await?)
-            })
+        .transaction::<_, _, ApiError>(async |txn| {
+            let model = project::ActiveModel {
+                name: Set(new.name),
+                ..Default::default()
+            };
+            Ok(model.insert(txn).await?)
         })
         .await?;
     Ok((StatusCode::CREATED, Json(row)))
@@ -251,12 +249,10 @@ async fn show(db: ScopedDb, Path(id): Path<i32>) -> Result<Json<project::Model>,
 }
 
 async fn delete(db: ScopedDb, Path(id): Path<i32>) -> Result<StatusCode, ApiError> {
-    db.transaction::<_, _, ApiError>(|txn| {
-        Box::pin(async move {
-            let row = project::Entity::find_by_id(id).one(txn).await?;
-            row.ok_or(ApiError::NoProject(id))?.delete(txn).await?;
-            Ok(())
-        })
+    db.transaction::<_, _, ApiError>(async |txn| {
+        let row = project::Entity::find_by_id(id).one(txn).await?;
+        row.ok_or(ApiError::NoProject(id))?.delete(txn).await?;
+        Ok(())
     })
     .await?;
     Ok(StatusCode::NO_CONTENT)

@@ -99,30 +99,25 @@ async fn add_project(
     name: &str,
     tasks: &[&str],
 ) -> Result<i32, DbErr> {
-    let (name, tasks) = (
-        name.to_owned(),
-        tasks.iter().map(|t| (*t).to_owned()).collect::<Vec<_>>(),
-    );
-    db.transaction::<_, _, DbErr>(tenant, |txn| {
-        Box::pin(async move {
-            let project = project::ActiveModel {
-                name: Set(name),
+    // The closure borrows `name` and `tasks` from this function.
+    db.transaction::<_, _, DbErr>(tenant, async |txn| {
+        let project = project::ActiveModel {
+            name: Set(name.to_owned()),
+            ..Default::default()
+        }
+        .insert(txn)
+        .await?;
+        for title in tasks {
+            task::ActiveModel {
+                project_id: Set(project.id),
+                title: Set((*title).to_owned()),
+                done: Set(false),
                 ..Default::default()
             }
             .insert(txn)
             .await?;
-            for title in tasks {
-                task::ActiveModel {
-                    project_id: Set(project.id),
-                    title: Set(title),
-                    done: Set(false),
-                    ..Default::default()
-                }
-                .insert(txn)
-                .await?;
-            }
-            Ok(project.id)
-        })
+        }
+        Ok(project.id)
     })
     .await
 }

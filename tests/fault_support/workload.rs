@@ -2,7 +2,6 @@
 //! got before it ended (so a failure can be told from an ambiguous commit).
 
 use std::fmt;
-use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -157,7 +156,10 @@ pub async fn one_transaction(
     let id = tenant.id().as_str().to_owned();
     match kind {
         Kind::ClosureWrite => {
-            let body = write_body(op, id, sleep_ms, Arc::clone(&commit_sent));
+            let marker = Arc::clone(&commit_sent);
+            let body = async move |txn: &TenantTransaction| {
+                write_body(txn, op, &id, sleep_ms, &marker).await
+            };
             if op % 2 == 1 {
                 db.transaction_registered(tenant.id(), body).await
             } else {
@@ -225,32 +227,28 @@ pub async fn one_transaction(
 }
 
 /// The callback of [`Kind::ClosureWrite`].
-fn write_body(
+async fn write_body(
+    txn: &TenantTransaction,
     op: i64,
-    id: String,
+    id: &str,
     sleep_ms: Option<u32>,
-    marker: Arc<CommitSent>,
-) -> impl for<'c> FnOnce(
-    &'c TenantTransaction,
-) -> std::pin::Pin<Box<dyn Future<Output = Result<(), Failure>> + Send + 'c>>
-+ Send {
-    move |txn| {
-        Box::pin(async move {
-            let result = async {
-                txn.execute_raw(insert(op, &id, NOTE_MAIN)).await?;
-                maybe_sleep(txn, sleep_ms).await?;
-                check_scope(txn, &id).await
-            }
-            .await;
-            match result {
-                // Returning Ok makes `transaction` send COMMIT next.
-                Ok(()) => marker.mark(),
-                // `transaction` must hand this error back, whatever its
-                // rollback meets (a dead connection, say).
-                Err(_) => marker.callback_failed.store(true, Ordering::SeqCst),
-            }
-            result
-        })
+    marker: &CommitSent,
+) -> Result<(), Failure> {
+    {
+        let result = async {
+            txn.execute_raw(insert(op, id, NOTE_MAIN)).await?;
+            maybe_sleep(txn, sleep_ms).await?;
+            check_scope(txn, id).await
+        }
+        .await;
+        match result {
+            // Returning Ok makes `transaction` send COMMIT next.
+            Ok(()) => marker.mark(),
+            // `transaction` must hand this error back, whatever its
+            // rollback meets (a dead connection, say).
+            Err(_) => marker.callback_failed.store(true, Ordering::SeqCst),
+        }
+        result
     }
 }
 

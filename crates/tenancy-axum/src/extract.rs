@@ -1,12 +1,9 @@
 //! Extractors for handlers behind the layer.
 
-use std::future::Future;
-use std::pin::Pin;
-
 use axum::extract::FromRequestParts;
 use http::request::Parts;
 use tenancy_core::{Tenant, TenantId};
-use tenancy_sea_orm::{ScopeOptions, TenantDb, TenantTransaction};
+use tenancy_sea_orm::{ScopeOptions, TenantDb, TenantTransaction, TransactionCallback};
 
 use crate::error::{Error, ErrorKind};
 
@@ -166,19 +163,16 @@ impl ScopedDb {
     ///
     /// # async fn demo(scoped: tenancy_axum::ScopedDb) -> Result<(), tenancy_axum::Error> {
     /// scoped
-    ///     .transaction::<_, _, tenancy_axum::Error>(|txn| Box::pin(async move {
+    ///     .transaction::<_, _, tenancy_axum::Error>(async |txn| {
     ///         txn.execute_unprepared("INSERT INTO note VALUES ('hello')").await?;
     ///         Ok(())
-    ///     }))
+    ///     })
     ///     .await?;
     /// # Ok(()) }
     /// ```
     pub async fn transaction<F, T, E>(&self, callback: F) -> Result<T, E>
     where
-        F: for<'c> FnOnce(
-                &'c TenantTransaction,
-            ) -> Pin<Box<dyn Future<Output = Result<T, E>> + Send + 'c>>
-            + Send,
+        F: TransactionCallback<T, E>,
         T: Send,
         E: From<tenancy_sea_orm::Error> + Send,
     {

@@ -105,16 +105,14 @@ async fn whoami(CurrentTenant(tenant): CurrentTenant) -> String {
 }
 
 async fn add_note(db: ScopedDb, body: String) -> Result<StatusCode, Error> {
-    db.transaction::<_, _, Error>(|txn| {
-        Box::pin(async move {
-            let insert = Statement::from_sql_and_values(
-                DbBackend::Postgres,
-                "INSERT INTO note (body) VALUES ($1)",
-                [body.into()],
-            );
-            txn.execute_raw(insert).await?;
-            Ok(())
-        })
+    db.transaction::<_, _, Error>(async move |txn| {
+        let insert = Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "INSERT INTO note (body) VALUES ($1)",
+            [body.into()],
+        );
+        txn.execute_raw(insert).await?;
+        Ok(())
     })
     .await?;
     Ok(StatusCode::CREATED)

@@ -1,8 +1,6 @@
 //! The entry point: one shared pool, one scoped transaction at a time.
 
 use std::fmt;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 
 use sea_orm::sqlx::PgPool;
@@ -19,7 +17,7 @@ use crate::error::{Error, ScopeLabel};
 use crate::options::ScopeOptions;
 use crate::registry::TenantRegistry;
 use crate::schema_check::{SchemaCheck, SchemaProbe, lock_may_fall_back};
-use crate::transaction::TenantTransaction;
+use crate::transaction::{TenantTransaction, TransactionCallback};
 
 /// Tenant-scoped transactions over one SeaORM `DatabaseConnection` (one pool
 /// for every tenant).
@@ -44,10 +42,10 @@ use crate::transaction::TenantTransaction;
 /// let db = TenantDb::new(conn)?;
 /// let acme = Tenant::from_id(TenantId::new("acme")?)?;
 ///
-/// db.transaction::<_, _, sea_orm::DbErr>(&acme, |txn| Box::pin(async move {
+/// db.transaction::<_, _, sea_orm::DbErr>(&acme, async |txn| {
 ///     txn.execute_unprepared("INSERT INTO note VALUES ('hello')").await?; // tenant_acme.note
 ///     Ok(())
-/// })).await?;
+/// }).await?;
 ///
 /// let txn = db.begin(&acme).await?;
 /// let row = txn
@@ -473,10 +471,10 @@ impl TenantDb {
     /// # let db = tenancy_sea_orm::TenantDb::new(conn.clone())?;
     /// # let acme = tenancy_core::Tenant::from_id("acme".parse()?)?;
     /// let result = db
-    ///     .transaction::<_, (), DbErr>(&acme, |txn| Box::pin(async move {
+    ///     .transaction::<_, (), DbErr>(&acme, async |txn| {
     ///         txn.execute_unprepared("INSERT INTO note VALUES ('undone')").await?;
     ///         Err(DbErr::Custom("changed my mind".into())) // rolls the insert back
-    ///     }))
+    ///     })
     ///     .await;
     /// assert!(result.is_err());
     /// # conn.close().await?;
@@ -496,10 +494,7 @@ impl TenantDb {
         callback: F,
     ) -> Result<T, E>
     where
-        F: for<'c> FnOnce(
-                &'c TenantTransaction,
-            ) -> Pin<Box<dyn Future<Output = Result<T, E>> + Send + 'c>>
-            + Send,
+        F: TransactionCallback<T, E>,
         T: Send,
         E: From<Error> + Send,
     {
@@ -607,10 +602,10 @@ impl TenantDb {
     /// #     "CREATE TABLE tenants (tenant_id text PRIMARY KEY, schema_name text NOT NULL UNIQUE, status text NOT NULL);
     /// #      INSERT INTO tenants VALUES ('acme', 'tenant_acme', 'active')",
     /// # ).await?;
-    /// db.transaction_registered::<_, _, DbErr>(&"acme".parse()?, |txn| Box::pin(async move {
+    /// db.transaction_registered::<_, _, DbErr>(&"acme".parse()?, async |txn| {
     ///     txn.execute_unprepared("INSERT INTO note VALUES ('hello')").await?;
     ///     Ok(())
-    /// }))
+    /// })
     /// .await?;
     /// # conn.close().await?;
     /// # test_db.close().await?;
@@ -621,10 +616,7 @@ impl TenantDb {
     /// As [`resolve`](Self::resolve), then as [`transaction`](Self::transaction).
     pub async fn transaction_registered<F, T, E>(&self, id: &TenantId, callback: F) -> Result<T, E>
     where
-        F: for<'c> FnOnce(
-                &'c TenantTransaction,
-            ) -> Pin<Box<dyn Future<Output = Result<T, E>> + Send + 'c>>
-            + Send,
+        F: TransactionCallback<T, E>,
         T: Send,
         E: From<Error> + Send,
     {

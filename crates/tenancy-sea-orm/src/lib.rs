@@ -38,10 +38,10 @@
 //! let globex = Tenant::from_id(TenantId::new("globex")?)?;
 //!
 //! // The closure form commits on Ok and rolls back on Err, a panic or cancellation.
-//! db.transaction::<_, _, DbErr>(&acme, |txn| Box::pin(async move {
+//! db.transaction::<_, _, DbErr>(&acme, async |txn| {
 //!     note::ActiveModel { body: Set("acme's".to_owned()), ..Default::default() }.insert(txn).await?;
 //!     Ok(())
-//! })).await?;
+//! }).await?;
 //!
 //! // The explicit form.
 //! let txn = db.begin(&globex).await?;
@@ -206,4 +206,4 @@ pub use options::ScopeOptions;
 pub use registry::{RegistryConfig, RegistryEntry, TenantRegistry};
 pub use retry::{FailureKind, is_retryable};
 pub use server_error::display_db_err;
-pub use transaction::TenantTransaction;
+pub use transaction::{TenantTransaction, TransactionCallback};

@@ -166,6 +166,60 @@ impl TenantTransaction {
         self.end(false).await.map_err(DbErr::from)
     }
 
+    /// Runs `callback` in a savepoint of this transaction: released when it
+    /// returns `Ok`, rolled back (leaving this transaction usable) when it
+    /// returns `Err`. The async-closure form of SeaORM's
+    /// `TransactionTrait::transaction`, as `DatabaseTransaction::transaction_async`
+    /// is in SeaORM.
+    ///
+    /// ```
+    /// use sea_orm::{ConnectionTrait, DbErr, TransactionError};
+    ///
+    /// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let test_db = tenancy_testing::TestDatabase::create().await?;
+    /// # let conn = test_db.connect().await?;
+    /// # conn.execute_unprepared("CREATE SCHEMA tenant_acme; CREATE TABLE tenant_acme.note (body text)").await?;
+    /// # let db = tenancy_sea_orm::TenantDb::new(conn.clone())?;
+    /// # let acme = tenancy_core::Tenant::from_id("acme".parse()?)?;
+    /// let body = String::from("kept");
+    /// db.transaction(&acme, async |txn| {
+    ///     txn.execute_unprepared(&format!("INSERT INTO note VALUES ('{body}')")).await?;
+    ///     let undone = txn
+    ///         .transaction_async(async |inner| {
+    ///             inner.execute_unprepared("INSERT INTO note VALUES ('undone')").await?;
+    ///             Err::<(), _>(DbErr::Custom("changed my mind".into()))
+    ///         })
+    ///         .await;
+    ///     assert!(matches!(undone, Err(TransactionError::Transaction(_))));
+    ///     Ok::<_, DbErr>(())
+    /// })
+    /// .await?;
+    /// # let n: i64 = conn.query_one_raw(sea_orm::Statement::from_string(
+    /// #     sea_orm::DbBackend::Postgres, "SELECT count(*) FROM tenant_acme.note")).await?
+    /// #     .expect("a row").try_get_by_index(0)?;
+    /// # assert_eq!(n, 1);
+    /// # conn.close().await?;
+    /// # test_db.close().await?;
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// `TransactionError::Transaction` with the callback's error, or
+    /// `TransactionError::Connection` when the savepoint could not be
+    /// opened or released.
+    pub async fn transaction_async<F, T, E>(&self, callback: F) -> Result<T, TransactionError<E>>
+    where
+        F: TransactionCallback<T, E>,
+        T: Send,
+        E: fmt::Display + fmt::Debug + Send,
+    {
+        let savepoint = self
+            .savepoint()
+            .await
+            .map_err(TransactionError::Connection)?;
+        savepoint.run(callback).await
+    }
+
     /// Ends the transaction (or savepoint) and says exactly what happened.
     pub(crate) async fn end(mut self, commit: bool) -> Result<(), Error> {
         self.finish(commit).await
@@ -277,10 +331,7 @@ impl TenantTransaction {
     /// back on `Err`, as SeaORM's `DatabaseTransaction` does.
     async fn run<F, T, E>(self, callback: F) -> Result<T, TransactionError<E>>
     where
-        F: for<'c> FnOnce(
-                &'c TenantTransaction,
-            ) -> Pin<Box<dyn Future<Output = Result<T, E>> + Send + 'c>>
-            + Send,
+        F: TransactionCallback<T, E>,
         T: Send,
         E: fmt::Display + fmt::Debug + Send,
     {
@@ -295,6 +346,55 @@ impl TenantTransaction {
             }
         }
     }
+}
+
+/// What [`TenantDb::transaction`](crate::TenantDb::transaction) and its
+/// relatives run: an async closure that borrows the transaction, and may
+/// borrow from its caller too (`async |txn| { … }`, Rust 1.85 or later).
+///
+/// Implemented for every such closure that is `Send`; there is nothing to
+/// implement by hand. To share a transaction body between call sites, write
+/// an `async fn` that takes the transaction and call it from the closure,
+/// rather than returning `impl TransactionCallback` from a function: the
+/// compiler cannot see through such a return type that the future is `Send`
+/// (which `tokio::spawn` and axum handlers need).
+///
+/// ```
+/// use sea_orm::{ConnectionTrait, DbErr};
+/// use tenancy_sea_orm::{TenantDb, TenantTransaction};
+///
+/// async fn add_note(txn: &TenantTransaction, body: &str) -> Result<(), DbErr> {
+///     txn.execute_raw(sea_orm::Statement::from_sql_and_values(
+///         sea_orm::DbBackend::Postgres,
+///         "INSERT INTO note (body) VALUES ($1)",
+///         [body.into()],
+///     ))
+///     .await?;
+///     Ok(())
+/// }
+///
+/// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let test_db = tenancy_testing::TestDatabase::create().await?;
+/// # let conn = test_db.connect().await?;
+/// # conn.execute_unprepared("CREATE SCHEMA tenant_acme; CREATE TABLE tenant_acme.note (body text)").await?;
+/// let db = TenantDb::new(conn)?;
+/// let acme = tenancy_core::Tenant::from_id("acme".parse()?)?;
+/// let body = String::from("borrowed, not moved");
+/// let spawned = tokio::spawn(async move {
+///     db.transaction(&acme, async |txn| add_note(txn, &body).await).await
+/// });
+/// spawned.await??;
+/// # test_db.close().await?;
+/// # Ok(()) }
+/// ```
+pub trait TransactionCallback<T, E>:
+    for<'c> AsyncFnOnce(&'c TenantTransaction) -> Result<T, E> + Send
+{
+}
+
+impl<F, T, E> TransactionCallback<T, E> for F where
+    F: for<'c> AsyncFnOnce(&'c TenantTransaction) -> Result<T, E> + Send
+{
 }
 
 /// Runs one statement, restarting the transaction once when the first
@@ -470,11 +570,8 @@ impl TransactionTrait for TenantTransaction {
         T: Send,
         E: fmt::Display + fmt::Debug + Send,
     {
-        let savepoint = self
-            .savepoint()
+        self.transaction_async(async move |txn: &TenantTransaction| callback(txn).await)
             .await
-            .map_err(TransactionError::Connection)?;
-        savepoint.run(callback).await
     }
 
     async fn transaction_with_config<F, T, E>(

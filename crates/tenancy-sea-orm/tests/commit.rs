@@ -41,13 +41,11 @@ async fn closure_commit_answered_with_rollback_is_an_error() -> TestResult {
     let db = TenantDb::new(conn.clone())?;
 
     let result = db
-        .transaction::<_, (), Error>(&a, |txn| {
-            Box::pin(async move {
-                insert(txn, "a", "lost").await.unwrap();
-                let swallowed = txn.execute_unprepared(FAILING).await;
-                assert!(swallowed.is_err());
-                Ok(())
-            })
+        .transaction::<_, (), Error>(&a, async move |txn| {
+            insert(txn, "a", "lost").await.unwrap();
+            let swallowed = txn.execute_unprepared(FAILING).await;
+            assert!(swallowed.is_err());
+            Ok(())
         })
         .await;
     match result {
@@ -70,11 +68,9 @@ async fn closure_commit_answered_with_rollback_is_an_error() -> TestResult {
 
     // The same with `DbErr` as the callback's error type.
     let result = db
-        .transaction::<_, (), DbErr>(&a, |txn| {
-            Box::pin(async move {
-                let _ = txn.execute_unprepared(FAILING).await;
-                Ok(())
-            })
+        .transaction::<_, (), DbErr>(&a, async move |txn| {
+            let _ = txn.execute_unprepared(FAILING).await;
+            Ok(())
         })
         .await;
     let err = result.expect_err("the COMMIT was answered with ROLLBACK, yet the caller got Ok");
@@ -89,10 +85,8 @@ async fn closure_commit_answered_with_rollback_is_an_error() -> TestResult {
     );
 
     // The pool's one connection is clean and serves the next transaction.
-    db.transaction::<_, (), DbErr>(&a, |txn| {
-        Box::pin(async move { insert(txn, "a", "kept").await })
-    })
-    .await?;
+    db.transaction::<_, (), DbErr>(&a, async move |txn| insert(txn, "a", "kept").await)
+        .await?;
     assert_eq!(rows_of_a(&conn).await?, ["kept"]);
     assert_eq!(search_path(&conn).await?, DEFAULT_SEARCH_PATH);
     drop(db);
@@ -278,11 +272,9 @@ async fn callback_error_survives_a_rollback_on_a_dead_connection() -> TestResult
     let db = TenantDb::new(conn.clone())?;
 
     let result = db
-        .transaction::<_, (), AppError>(&a, |txn| {
-            Box::pin(async move {
-                kill_own_backend(txn).await;
-                Err(AppError::Mine("the callback's own error"))
-            })
+        .transaction::<_, (), AppError>(&a, async move |txn| {
+            kill_own_backend(txn).await;
+            Err(AppError::Mine("the callback's own error"))
         })
         .await;
     match result {
@@ -307,10 +299,8 @@ async fn callback_error_survives_a_rollback_on_a_dead_connection() -> TestResult
     assert!(txn.rollback().await.is_err(), "the connection is dead");
 
     // The pool recovers.
-    db.transaction::<_, (), DbErr>(&a, |txn| {
-        Box::pin(async move { insert(txn, "a", "after").await })
-    })
-    .await?;
+    db.transaction::<_, (), DbErr>(&a, async move |txn| insert(txn, "a", "after").await)
+        .await?;
     assert_eq!(rows_of_a(&conn).await?, ["after"]);
     drop(db);
     common::finish(test_db, vec![conn]).await
@@ -355,8 +345,8 @@ async fn schema_dropped_behind_the_librarys_back_is_refused_at_once() -> TestRes
 
     for (mode, handle) in &handles {
         let written = handle
-            .transaction::<_, (), DbErr>(&a, |txn| {
-                Box::pin(async move { insert(txn, "a", "must not land in public").await })
+            .transaction::<_, (), DbErr>(&a, async move |txn| {
+                insert(txn, "a", "must not land in public").await
             })
             .await;
         assert!(
@@ -434,8 +424,8 @@ async fn usage_revoked_behind_the_librarys_back_is_refused_at_once() -> TestResu
             other.close().await?;
 
             let written = db
-                .transaction::<_, (), DbErr>(&a, |txn| {
-                    Box::pin(async move { insert(txn, "a", "must not land in public").await })
+                .transaction::<_, (), DbErr>(&a, async move |txn| {
+                    insert(txn, "a", "must not land in public").await
                 })
                 .await;
             assert!(written.is_err(), "a role without USAGE wrote somewhere");

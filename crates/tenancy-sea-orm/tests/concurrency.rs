@@ -124,28 +124,24 @@ async fn run_task(
             Kind::InsertCommit => {
                 // The closure API.
                 let counts = Arc::clone(&counts);
-                db.transaction::<_, _, DbErr>(tenant, |txn| {
-                    Box::pin(async move {
-                        insert(txn, &id, task, i).await?;
-                        let read = read_and_check(txn, &id).await?;
-                        counts.rows_read.fetch_add(read, Ordering::Relaxed);
-                        counts.inserts.fetch_add(1, Ordering::Relaxed);
-                        Ok(())
-                    })
+                db.transaction::<_, _, DbErr>(tenant, async move |txn| {
+                    insert(txn, &id, task, i).await?;
+                    let read = read_and_check(txn, &id).await?;
+                    counts.rows_read.fetch_add(read, Ordering::Relaxed);
+                    counts.inserts.fetch_add(1, Ordering::Relaxed);
+                    Ok(())
                 })
                 .await?;
             }
             Kind::InsertRollback => {
                 let counts = Arc::clone(&counts);
                 let result = db
-                    .transaction::<_, (), DbErr>(tenant, |txn| {
-                        Box::pin(async move {
-                            insert(txn, &id, task, i).await?;
-                            let read = read_and_check(txn, &id).await?;
-                            counts.rows_read.fetch_add(read, Ordering::Relaxed);
-                            counts.rolled_back_inserts.fetch_add(1, Ordering::Relaxed);
-                            Err(DbErr::Custom("roll back".to_owned()))
-                        })
+                    .transaction::<_, (), DbErr>(tenant, async move |txn| {
+                        insert(txn, &id, task, i).await?;
+                        let read = read_and_check(txn, &id).await?;
+                        counts.rows_read.fetch_add(read, Ordering::Relaxed);
+                        counts.rolled_back_inserts.fetch_add(1, Ordering::Relaxed);
+                        Err(DbErr::Custom("roll back".to_owned()))
                     })
                     .await;
                 assert!(matches!(result, Err(DbErr::Custom(_))), "{result:?}");

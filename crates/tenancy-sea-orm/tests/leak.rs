@@ -220,20 +220,16 @@ async fn finished_transactions_leave_nothing_behind(route: Route) -> TestResult 
     assert_eq!(checker.tenant_rows().await?, 1);
 
     // Closure returning Ok: committed.
-    db.transaction::<_, _, DbErr>(&a, |txn| {
-        Box::pin(async move { insert(txn, "closure ok").await })
-    })
-    .await?;
+    db.transaction::<_, _, DbErr>(&a, async move |txn| insert(txn, "closure ok").await)
+        .await?;
     checker.assert_clean("closure Ok").await?;
     assert_eq!(checker.tenant_rows().await?, 2);
 
     // Closure returning Err: rolled back, the closure's error returned.
     let result = db
-        .transaction::<_, (), _>(&a, |txn| {
-            Box::pin(async move {
-                insert(txn, "closure err").await?;
-                Err(DbErr::Custom("the closure gave up".to_owned()))
-            })
+        .transaction::<_, (), _>(&a, async move |txn| {
+            insert(txn, "closure err").await?;
+            Err(DbErr::Custom("the closure gave up".to_owned()))
         })
         .await;
     assert!(
@@ -258,15 +254,13 @@ async fn panic_inside_the_closure_leaves_nothing_behind(route: Route) -> TestRes
     let task_tenant = a.clone();
     let joined = tokio::spawn(async move {
         task_db
-            .transaction::<_, (), DbErr>(&task_tenant, |txn| {
-                Box::pin(async move {
-                    insert(txn, "before the panic").await?;
-                    let pid: i32 = scalar(txn, "SELECT pg_backend_pid()").await?;
-                    if pid != 0 {
-                        panic!("deliberate panic inside a tenant transaction (backend {pid})");
-                    }
-                    Ok(())
-                })
+            .transaction::<_, (), DbErr>(&task_tenant, async move |txn| {
+                insert(txn, "before the panic").await?;
+                let pid: i32 = scalar(txn, "SELECT pg_backend_pid()").await?;
+                if pid != 0 {
+                    panic!("deliberate panic inside a tenant transaction (backend {pid})");
+                }
+                Ok(())
             })
             .await
     })
@@ -314,12 +308,10 @@ async fn query_cancelled_by_a_timeout_leaves_nothing_behind(route: Route) -> Tes
     // Closure API: the whole `transaction` future is dropped mid-query.
     let cancelled = tokio::time::timeout(
         Duration::from_millis(100),
-        db.transaction::<_, (), DbErr>(&a, |txn| {
-            Box::pin(async move {
-                insert(txn, "before the cancelled closure").await?;
-                txn.execute_unprepared("SELECT pg_sleep(1)").await?;
-                Ok(())
-            })
+        db.transaction::<_, (), DbErr>(&a, async move |txn| {
+            insert(txn, "before the cancelled closure").await?;
+            txn.execute_unprepared("SELECT pg_sleep(1)").await?;
+            Ok(())
         }),
     )
     .await;

@@ -449,17 +449,15 @@ async fn tenant_db_scopes_registered_tenants_by_id() -> TestResult {
     txn.commit().await?;
 
     let who: String = db
-        .transaction_registered::<_, _, sea_orm::DbErr>(&acme, |txn| {
-            Box::pin(async move {
-                let row = txn
-                    .query_one_raw(sea_orm::Statement::from_string(
-                        sea_orm::DbBackend::Postgres,
-                        "SELECT who FROM marker",
-                    ))
-                    .await?
-                    .ok_or_else(|| sea_orm::DbErr::Custom("no marker row".into()))?;
-                row.try_get::<String>("", "who")
-            })
+        .transaction_registered::<_, _, sea_orm::DbErr>(&acme, async move |txn| {
+            let row = txn
+                .query_one_raw(sea_orm::Statement::from_string(
+                    sea_orm::DbBackend::Postgres,
+                    "SELECT who FROM marker",
+                ))
+                .await?
+                .ok_or_else(|| sea_orm::DbErr::Custom("no marker row".into()))?;
+            row.try_get::<String>("", "who")
         })
         .await?;
     assert_eq!(who, "acme");
@@ -478,9 +476,9 @@ async fn tenant_db_scopes_registered_tenants_by_id() -> TestResult {
     // The closure never runs for a refused tenant.
     let ran = std::sync::atomic::AtomicBool::new(false);
     let refused = db
-        .transaction_registered::<_, _, sea_orm::DbErr>(&TenantId::new("globex")?, |_| {
+        .transaction_registered::<_, _, sea_orm::DbErr>(&TenantId::new("globex")?, async |_| {
             ran.store(true, std::sync::atomic::Ordering::SeqCst);
-            Box::pin(async { Ok(()) })
+            Ok(())
         })
         .await;
     assert!(refused.is_err());

@@ -96,8 +96,8 @@ async fn the_default_check_locks_the_ledger_where_there_is_one() -> TestResult {
         other => panic!("expected Error::SchemaMissing, got {other:?}"),
     }
     let written = db
-        .transaction::<_, (), DbErr>(a, |txn| {
-            Box::pin(async move { insert(txn, "a", "must not land in public").await })
+        .transaction::<_, (), DbErr>(a, async move |txn| {
+            insert(txn, "a", "must not land in public").await
         })
         .await;
     assert!(written.is_err(), "a write to a dropped schema succeeded");

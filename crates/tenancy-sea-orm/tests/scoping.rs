@@ -293,8 +293,8 @@ async fn statement_timeout_applies_to_its_transaction_only() -> TestResult {
     // Handle-wide options apply to `begin` and `transaction`.
     let timed = db.clone().with_options(options);
     let result = timed
-        .transaction::<_, (), DbErr>(&a, |txn| {
-            Box::pin(async move { txn.execute_unprepared("SELECT pg_sleep(1)").await.map(drop) })
+        .transaction::<_, (), DbErr>(&a, async move |txn| {
+            txn.execute_unprepared("SELECT pg_sleep(1)").await.map(drop)
         })
         .await;
     assert_sqlstate(result, "57014");
@@ -571,8 +571,8 @@ async fn missing_schema_is_refused_not_sent_to_public() -> TestResult {
 
     // Through `transaction`: the callback never runs, the error converts to DbErr.
     let result = db
-        .transaction::<_, (), DbErr>(&ghost, |_| {
-            Box::pin(async { panic!("the callback ran for a missing schema") })
+        .transaction::<_, (), DbErr>(&ghost, async move |_| {
+            panic!("the callback ran for a missing schema")
         })
         .await;
     match result {
@@ -739,9 +739,7 @@ async fn stale_plan_is_retried_first_and_reported_later() -> TestResult {
 
     // The closure API gets the transparent retry too.
     let ys = db
-        .transaction::<_, _, DbErr>(&y, |txn| {
-            Box::pin(async move { codes::<String>(txn).await })
-        })
+        .transaction::<_, _, DbErr>(&y, async move |txn| codes::<String>(txn).await)
         .await?;
     assert_eq!(ys, ["why-1"]);
 
