@@ -138,6 +138,42 @@ pub enum Error {
         source: DbErr,
     },
 
+    /// A migration of this tenant failed after part of the run had been
+    /// committed. This happens only with migrations that run outside a
+    /// transaction (`use_transaction()` returns `Some(false)`, for
+    /// `CREATE INDEX CONCURRENTLY`): the run is split at them, each
+    /// stretch of transactional migrations one transaction and each other
+    /// migration on its own.
+    ///
+    /// The migrations in `applied` were committed and recorded before the
+    /// failure and stay applied. The failed migration is not recorded, so
+    /// the next run runs it again; when it ran outside a transaction
+    /// (`outside_transaction`), it may have left part of its work behind
+    /// (an interrupted or failed `CREATE INDEX CONCURRENTLY` leaves an
+    /// `INVALID` index), so it must undo that first to be re-runnable.
+    #[error(
+        "migrating tenant {tenant} (schema {schema}) failed{}: {}; {}",
+        migration.as_ref().map(|m| format!(" in {m}")).unwrap_or_default(),
+        display_db_err(source),
+        partly_migrated_hint(migration.as_deref(), applied, *outside_transaction),
+    )]
+    PartlyMigrated {
+        /// The tenant.
+        tenant: TenantId,
+        /// Its schema.
+        schema: SchemaName,
+        /// The migration that failed, when known.
+        migration: Option<String>,
+        /// Whether the failed migration runs outside a transaction.
+        outside_transaction: bool,
+        /// The migrations committed before the failure, in order; they stay
+        /// applied.
+        applied: Vec<String>,
+        /// The server's error, or what was refused.
+        #[source]
+        source: DbErr,
+    },
+
     /// A database error outside a migration, for this tenant.
     #[error("database error for tenant {tenant}: {}", display_db_err(source))]
     Tenant {
@@ -308,5 +344,27 @@ impl Error {
                 source,
             }
         }
+    }
+}
+
+/// The tail of [`Error::PartlyMigrated`]'s message: what was kept, and what
+/// a re-run does.
+fn partly_migrated_hint(migration: Option<&str>, applied: &[String], outside: bool) -> String {
+    let kept = if applied.is_empty() {
+        "nothing of this run was kept".to_owned()
+    } else {
+        format!("kept from this run: {}", applied.join(", "))
+    };
+    let failed = migration.unwrap_or("the failed migration");
+    if outside {
+        format!(
+            "{kept}. {failed} runs outside a transaction, so it may have left part of its work \
+             behind (an interrupted CREATE INDEX CONCURRENTLY leaves an INVALID index); it is \
+             not recorded as applied and runs again on the next migrate, so it must clean up \
+             first (DROP INDEX CONCURRENTLY IF EXISTS before CREATE INDEX CONCURRENTLY). Fix it \
+             and migrate this tenant again"
+        )
+    } else {
+        format!("its transaction was rolled back; {kept}. Fix it and migrate this tenant again")
     }
 }

@@ -8,6 +8,8 @@
 //! second waits for the lock, then finds nothing pending.
 
 mod fleet_run;
+pub(crate) mod mixed;
+mod session;
 mod tenant;
 
 use std::fmt;

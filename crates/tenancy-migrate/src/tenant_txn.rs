@@ -7,7 +7,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use sea_orm::{
     ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, Statement, Value,
 };
-use sea_orm_migration::{MigratorTrait, SchemaManager};
+use sea_orm_migration::{MigrationTrait, MigratorTrait, SchemaManager};
 use tenancy_core::{SchemaName, SearchPath, SharedSchema, TableName};
 
 use crate::pg::begin_read_committed;
@@ -30,13 +30,30 @@ pub(crate) async fn lock_schema(
 
 /// Scoping, lock and existence check as one statement list.
 fn lock_statement(schema: &SchemaName, shared: &[SharedSchema]) -> String {
-    let path = SearchPath::with_shared(schema.clone(), shared.iter().cloned());
-    // The schema's OID is unique while it exists, so it keys the lock; the
-    // cast fails when the schema is missing.
     format!(
-        "{}; SELECT pg_advisory_xact_lock(({LOCK_CLASS}::bigint << 32) | {}::oid::bigint)",
-        path.set_local_statement(),
-        schema.regnamespace(),
+        "{}; SELECT pg_advisory_xact_lock({})",
+        migration_path(schema, shared).set_local_statement(),
+        tenant_lock_key(schema),
+    )
+}
+
+/// The search path a tenant's migrations run with: the tenant's schema
+/// first, so unqualified DDL and the ledger land there, then `shared`.
+pub(crate) fn migration_path(schema: &SchemaName, shared: &[SharedSchema]) -> SearchPath {
+    SearchPath::with_shared(schema.clone(), shared.iter().cloned())
+}
+
+/// The SQL expression of the tenant's advisory lock key, for the
+/// transaction-scoped lock above and the session-scoped one that
+/// migrations outside a transaction hold (the two conflict across
+/// sessions, and are re-entrant within one).
+///
+/// The schema's OID is unique while it exists, so it keys the lock; the
+/// cast fails with SQLSTATE 3F000 when the schema is missing.
+pub(crate) fn tenant_lock_key(schema: &SchemaName) -> String {
+    format!(
+        "(({LOCK_CLASS}::bigint << 32) | {}::oid::bigint)",
+        schema.regnamespace()
     )
 }
 
@@ -112,20 +129,64 @@ impl From<DbErr> for MigrationFailure {
 /// whole tenant is one transaction anyway (a failure rolls all of it back).
 /// The ledger is sea-orm-migration's own table and format, so `M::status`,
 /// `M::down` and the sea-orm-migration CLI read it as their own.
+///
+/// A pending migration that must run outside a transaction is refused with
+/// a message that says so (PostgreSQL's own refusal of its `CONCURRENTLY`
+/// statement would not say why), and the caller rolls `txn` back; callers
+/// that can run one use [`apply_pending_batch`].
 pub(crate) async fn apply_pending<M: MigratorTrait>(
     txn: &DatabaseTransaction,
 ) -> Result<Vec<String>, MigrationFailure> {
-    // The ledger exists: `prepare_for_migration` made sure of it.
-    let table = ledger_table::<M>()?;
-    let applied: BTreeSet<String> = txn
-        .query_all_raw(Statement::from_string(
-            DbBackend::Postgres,
-            format!("SELECT version FROM {table}"),
-        ))
-        .await?
+    let batch = apply_pending_batch::<M>(txn).await?;
+    match batch.next_outside {
+        None => Ok(batch.applied),
+        Some(migration) => Err(MigrationFailure {
+            source: DbErr::Custom(format!(
+                "it runs outside a transaction (use_transaction() is Some(false)), which is \
+                 not supported here; applied before it in this transaction: {}",
+                if batch.applied.is_empty() {
+                    "none".to_owned()
+                } else {
+                    batch.applied.join(", ")
+                }
+            )),
+            migration: Some(migration),
+        }),
+    }
+}
+
+/// What [`apply_pending_batch`] did, and where it stopped.
+#[derive(Debug)]
+pub(crate) struct Batch {
+    /// The migrations applied and recorded in the transaction, in order.
+    pub(crate) applied: Vec<String>,
+    /// The next pending migration, one that must run outside a
+    /// transaction, when the batch stopped before it.
+    pub(crate) next_outside: Option<String>,
+}
+
+/// Whether a migration asks to run outside a transaction: `Some(false)`
+/// only; `None` means a transaction on PostgreSQL, as sea-orm-migration
+/// itself decides.
+pub(crate) fn runs_outside_transaction(migration: &dyn MigrationTrait) -> bool {
+    migration.use_transaction() == Some(false)
+}
+
+/// Whether any of `M`'s migrations runs outside a transaction.
+pub(crate) fn has_outside_transaction<M: MigratorTrait>() -> bool {
+    M::migrations()
         .iter()
-        .map(|row| row.try_get::<String>("", "version"))
-        .collect::<Result<_, _>>()?;
+        .any(|m| runs_outside_transaction(m.as_ref()))
+}
+
+/// Applies `M`'s pending migrations in `txn`, in order, up to (not
+/// including) the first one that must run outside a transaction, and
+/// records them in the ledger; see [`apply_pending`].
+pub(crate) async fn apply_pending_batch<M: MigratorTrait>(
+    txn: &DatabaseTransaction,
+) -> Result<Batch, MigrationFailure> {
+    // The ledger exists: `prepare_for_migration` made sure of it.
+    let applied = applied_versions::<M>(txn).await?;
     let migrations = M::migrations();
     let unknown: Vec<&String> = applied
         .iter()
@@ -147,7 +208,12 @@ pub(crate) async fn apply_pending<M: MigratorTrait>(
     }
     let manager = SchemaManager::new(txn);
     let mut done = Vec::new();
+    let mut next_outside = None;
     for migration in migrations.iter().filter(|m| !applied.contains(m.name())) {
+        if runs_outside_transaction(migration.as_ref()) {
+            next_outside = Some(migration.name().to_owned());
+            break;
+        }
         migration
             .up(&manager)
             .await
@@ -157,26 +223,54 @@ pub(crate) async fn apply_pending<M: MigratorTrait>(
             })?;
         done.push(migration.name().to_owned());
     }
-    if !done.is_empty() {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
-        let rows: Vec<String> = (1..=done.len())
-            .map(|i| format!("(${i}, ${})", done.len() + 1))
-            .collect();
-        let mut values: Vec<Value> = done.iter().map(|name| name.as_str().into()).collect();
-        values.push(now.into());
-        txn.execute_raw(Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            format!(
-                "INSERT INTO {table} (version, applied_at) VALUES {}",
-                rows.join(", ")
-            ),
-            values,
-        ))
-        .await?;
+    record_applied::<M>(txn, &done).await?;
+    Ok(Batch {
+        applied: done,
+        next_outside,
+    })
+}
+
+/// The versions in `M`'s ledger, which must exist.
+pub(crate) async fn applied_versions<M: MigratorTrait>(
+    conn: &impl ConnectionTrait,
+) -> Result<BTreeSet<String>, DbErr> {
+    conn.query_all_raw(Statement::from_string(
+        DbBackend::Postgres,
+        format!("SELECT version FROM {}", ledger_table::<M>()?),
+    ))
+    .await?
+    .iter()
+    .map(|row| row.try_get::<String>("", "version"))
+    .collect()
+}
+
+/// Records `names` as applied now in `M`'s ledger, in one statement.
+pub(crate) async fn record_applied<M: MigratorTrait>(
+    conn: &impl ConnectionTrait,
+    names: &[String],
+) -> Result<(), DbErr> {
+    if names.is_empty() {
+        return Ok(());
     }
-    Ok(done)
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+    let rows: Vec<String> = (1..=names.len())
+        .map(|i| format!("(${i}, ${})", names.len() + 1))
+        .collect();
+    let mut values: Vec<Value> = names.iter().map(|name| name.as_str().into()).collect();
+    values.push(now.into());
+    conn.execute_raw(Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        format!(
+            "INSERT INTO {} (version, applied_at) VALUES {}",
+            ledger_table::<M>()?,
+            rows.join(", ")
+        ),
+        values,
+    ))
+    .await
+    .map(drop)
 }
 
 /// Creates `M`'s ledger if missing, as sea-orm-migration's `install` would.

@@ -2,12 +2,16 @@
 
 use sea_orm::{DatabaseTransaction, DbErr};
 use sea_orm_migration::MigratorTrait;
-use tenancy_core::TenantId;
+use tenancy_core::{SchemaName, TenantId};
 
 use crate::migrator::migration_names;
 use crate::pg::{INVALID_SCHEMA_NAME, has_sqlstate};
 use crate::report::Direction;
-use crate::tenant_txn::{MigrationFailure, apply_pending, begin_for_migration, revert_applied};
+use crate::tenant_txn::{
+    MigrationFailure, apply_pending, begin_for_migration, has_outside_transaction, revert_applied,
+};
+
+use super::mixed::{Target, run_mixed};
 use crate::{Error, TenantFleet, TenantRecord};
 
 /// One tenant's registry row, or [`Error::UnknownTenant`].
@@ -23,20 +27,27 @@ pub(crate) async fn registered_tenant<M: MigratorTrait>(
 
 /// The error for a tenant transaction that could not be opened.
 pub(crate) fn open_error(record: &TenantRecord, source: DbErr) -> Error {
+    open_error_for(&record.id, &record.schema, source)
+}
+
+/// [`open_error`] for a tenant and schema.
+pub(crate) fn open_error_for(tenant: &TenantId, schema: &SchemaName, source: DbErr) -> Error {
     if has_sqlstate(&source, INVALID_SCHEMA_NAME) {
         Error::SchemaMissing {
-            tenant: record.id.clone(),
-            schema: record.schema.clone(),
+            tenant: tenant.clone(),
+            schema: schema.clone(),
         }
     } else {
         Error::Tenant {
-            tenant: record.id.clone(),
+            tenant: tenant.clone(),
             source,
         }
     }
 }
 
 /// One tenant, one transaction: migrate up, or revert `steps` migrations.
+/// Going up with migrations that run outside a transaction, see
+/// [`run_mixed`] instead.
 pub(super) async fn run_tenant<M: MigratorTrait>(
     fleet: &TenantFleet<M>,
     record: &TenantRecord,
@@ -55,6 +66,10 @@ pub(super) async fn run_tenant<M: MigratorTrait>(
             tenant: record.id.clone(),
             schema: record.schema.clone(),
         });
+    }
+    if direction == Direction::Up && has_outside_transaction::<M>() {
+        let target = Target::new(&fleet.conn, record, fleet.config.shared_schemas());
+        return run_mixed::<M>(&target, Vec::new()).await;
     }
     let txn = begin_for_migration::<M>(&fleet.conn, &record.schema, fleet.config.shared_schemas())
         .await
