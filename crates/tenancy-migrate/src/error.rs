@@ -174,6 +174,23 @@ pub enum Error {
         source: DbErr,
     },
 
+    /// Creating or adopting the tenant was committed, but a migration after
+    /// that failed: its migrator has migrations that run outside a
+    /// transaction, so provisioning cannot be one transaction. The tenant
+    /// stays registered in status `provisioning` (not served); `source`
+    /// says which migration failed and what was kept.
+    #[error(
+        "tenant {tenant} is registered but stays provisioning: {source}. Then resume the tenant \
+         (or give it the status it should start in)"
+    )]
+    ProvisioningUnfinished {
+        /// The tenant.
+        tenant: TenantId,
+        /// The migration failure.
+        #[source]
+        source: Box<Error>,
+    },
+
     /// A database error outside a migration, for this tenant.
     #[error("database error for tenant {tenant}: {}", display_db_err(source))]
     Tenant {

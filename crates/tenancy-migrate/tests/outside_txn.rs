@@ -162,7 +162,9 @@ async fn wait_no_advisory_locks(conn: &DatabaseConnection) -> TestResult {
     let deadline = Instant::now() + Duration::from_secs(60);
     while count(
         conn,
-        "SELECT count(*) AS n FROM pg_catalog.pg_locks WHERE locktype = 'advisory'",
+        "SELECT count(*) AS n FROM pg_catalog.pg_locks \
+         WHERE locktype = 'advisory' AND database = \
+         (SELECT oid FROM pg_catalog.pg_database WHERE datname = current_database())",
     )
     .await?
         > 0
@@ -175,7 +177,8 @@ async fn wait_no_advisory_locks(conn: &DatabaseConnection) -> TestResult {
 
 /// The `CREATE INDEX CONCURRENTLY` in progress, waiting for a lock.
 const INDEX_BUILD_WAITING: &str = "SELECT count(*) AS n FROM pg_catalog.pg_stat_activity \
-     WHERE query LIKE 'CREATE INDEX CONCURRENTLY%' AND wait_event_type = 'Lock'";
+     WHERE datname = current_database() AND query LIKE 'CREATE INDEX CONCURRENTLY%' \
+     AND wait_event_type = 'Lock'";
 
 /// Holds a row lock on the tenant's `items`: an index build on it waits for
 /// this transaction, with its INVALID index already in the catalog.
@@ -268,7 +271,7 @@ async fn two_runners_at_once_apply_the_outside_migration_once() -> TestResult {
     wait_until(
         &conn,
         "SELECT count(*) AS n FROM pg_catalog.pg_stat_activity \
-         WHERE query LIKE 'SELECT pg_try_advisory_lock%'",
+         WHERE datname = current_database() AND query LIKE 'SELECT pg_try_advisory_lock%'",
     )
     .await?;
     gate_txn.rollback().await?;
@@ -315,7 +318,7 @@ async fn terminate_mid_index_build<M: MigratorTrait + Send + Sync + 'static>(
     wait_until(conn, INDEX_BUILD_WAITING).await?;
     conn.execute_unprepared(
         "SELECT pg_terminate_backend(pid) FROM pg_catalog.pg_stat_activity \
-         WHERE query LIKE 'CREATE INDEX CONCURRENTLY%'",
+         WHERE datname = current_database() AND query LIKE 'CREATE INDEX CONCURRENTLY%'",
     )
     .await?;
     let report = run.await??;

@@ -2,7 +2,7 @@
 
 use sea_orm::{ConnectionTrait, DatabaseTransaction};
 use sea_orm_migration::MigratorTrait;
-use tenancy_core::{SchemaName, TenantId};
+use tenancy_core::{SchemaName, TenantId, TenantStatus};
 use tracing::Instrument;
 
 use super::sql::{
@@ -10,9 +10,11 @@ use super::sql::{
     statement, tenant_err,
 };
 use super::{NewTenant, normalize_domain};
+use crate::migrate::mixed::{Target, run_mixed};
 use crate::migrator::migration_names;
 use crate::pg::begin_read_committed;
 use crate::registry::record_from_row;
+use crate::tenant_txn::Batch;
 use crate::{Error, TenantFleet, TenantRecord, tenant_txn};
 
 /// Whether provisioning makes the schema or takes over an existing one.
@@ -189,6 +191,11 @@ impl<M: MigratorTrait> TenantFleet<M> {
 
     /// Registers `id` with `schema`, creates the schema (or checks that it
     /// exists), takes the tenant's lock and migrates it: one transaction.
+    ///
+    /// When `M` has migrations that run outside a transaction, that
+    /// transaction registers the tenant as `provisioning` and stops before
+    /// the first of them; the rest run on the tenant's own session, and
+    /// only then does the tenant get `new.status`.
     async fn provision(
         &self,
         id: &TenantId,
@@ -196,6 +203,47 @@ impl<M: MigratorTrait> TenantFleet<M> {
         new: NewTenant,
         origin: Origin,
     ) -> Result<(TenantRecord, Vec<String>), Error> {
+        let staged = tenant_txn::has_outside_transaction::<M>();
+        let status = new.status;
+        let first = NewTenant {
+            status: if staged {
+                TenantStatus::Provisioning
+            } else {
+                status
+            },
+            ..new
+        };
+        let (record, batch) = self.provision_txn(id, schema, first, origin).await?;
+        if !staged {
+            return Ok((record, batch.applied));
+        }
+        let applied = if batch.next_outside.is_some() {
+            let target = Target::new(&self.conn, &record, self.config.shared_schemas());
+            run_mixed::<M>(&target, batch.applied)
+                .await
+                .map_err(|source| Error::ProvisioningUnfinished {
+                    tenant: id.clone(),
+                    source: Box::new(source),
+                })?
+        } else {
+            batch.applied
+        };
+        let record = if status == TenantStatus::Provisioning {
+            record
+        } else {
+            self.set_status(id, status).await?
+        };
+        Ok((record, applied))
+    }
+
+    /// The one transaction of [`provision`](Self::provision).
+    async fn provision_txn(
+        &self,
+        id: &TenantId,
+        schema: &SchemaName,
+        new: NewTenant,
+        origin: Origin,
+    ) -> Result<(TenantRecord, Batch), Error> {
         self.refuse_shared(id, schema)?;
         migration_names::<M>()?;
         // The field is public: normalise again whatever was put there.
@@ -251,14 +299,15 @@ impl<M: MigratorTrait> TenantFleet<M> {
     }
 
     /// Creates the schema (for [`Origin::Create`]), scopes and locks it, and
-    /// applies the pending migrations.
+    /// applies the pending migrations up to the first that must run outside
+    /// a transaction.
     async fn prepare_schema(
         &self,
         txn: &DatabaseTransaction,
         id: &TenantId,
         schema: &SchemaName,
         origin: Origin,
-    ) -> Result<Vec<String>, Error> {
+    ) -> Result<Batch, Error> {
         if origin == Origin::Create {
             txn.execute_unprepared(&format!("CREATE SCHEMA {}", schema.quoted()))
                 .await
@@ -285,7 +334,7 @@ impl<M: MigratorTrait> TenantFleet<M> {
                     tenant_err(id)(source)
                 }
             })?;
-        tenant_txn::apply_pending::<M>(txn)
+        tenant_txn::apply_pending_batch::<M>(txn)
             .await
             .map_err(|failure| Error::Migration {
                 tenant: id.clone(),

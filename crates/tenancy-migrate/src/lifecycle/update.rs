@@ -248,7 +248,11 @@ impl<M: MigratorTrait> TenantFleet<M> {
     /// Sets the status of a tenant that is not deleted, atomically: a
     /// deleted row is left untouched (and reported), so a suspend or resume
     /// racing a soft drop never brings the tenant back.
-    async fn set_status(&self, id: &TenantId, status: TenantStatus) -> Result<TenantRecord, Error> {
+    pub(super) async fn set_status(
+        &self,
+        id: &TenantId,
+        status: TenantStatus,
+    ) -> Result<TenantRecord, Error> {
         let deleted = TenantStatus::Deleted.as_str();
         let record = self
             .update_row(

@@ -56,7 +56,11 @@ pub(crate) async fn run_mixed<M: MigratorTrait>(
         .map_err(|source| super::tenant::open_error_for(target.tenant, target.schema, source))?;
     let mut applied = already;
     let result = run_locked::<M>(target, &session, &mut applied).await;
-    session.close().await;
+    if result.is_ok() {
+        session.close().await;
+    } else {
+        session.abandon().await;
+    }
     let Err(Failed {
         migration,
         outside,

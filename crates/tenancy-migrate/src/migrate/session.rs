@@ -40,9 +40,11 @@ const ACQUIRE_WAIT: Duration = Duration::from_secs(10);
 const LOCK_POLL_FIRST: Duration = Duration::from_millis(20);
 const LOCK_POLL_MAX: Duration = Duration::from_millis(500);
 
-/// A tenant's own session, locked. Call [`close`](Self::close) when done;
-/// dropped instead (a cancelled run), the connection closes and the server
-/// releases the lock when the session ends.
+/// A tenant's own session, locked. Call [`close`](Self::close) or
+/// [`abandon`](Self::abandon) when done; dropped instead (a cancelled run),
+/// the connection closes and the server releases the lock when the session
+/// ends (an index build in progress finishes first: the server notices the
+/// missing client only when it next talks to it).
 pub(super) struct TenantSession {
     conn: DatabaseConnection,
     lock_key: String,
@@ -157,13 +159,21 @@ impl TenantSession {
         }
     }
 
-    /// Releases the lock and closes the connection. Errors are only logged:
-    /// closing ends the session, which releases the lock in any case.
+    /// Releases the lock and closes the connection, after a run that went
+    /// well. Errors are only logged: closing ends the session, which
+    /// releases the lock in any case.
     pub(super) async fn close(self) {
         let unlock = format!("SELECT pg_advisory_unlock({})", self.lock_key);
         if let Err(error) = self.conn.execute_unprepared(&unlock).await {
             tracing::debug!(%error, "releasing a tenant's migration lock failed");
         }
+        self.close_connection().await;
+    }
+
+    /// Closes the connection after a failure, without a statement that
+    /// would wait for a replacement if the connection was lost: the server
+    /// releases the lock when the session ends.
+    pub(super) async fn abandon(self) {
         self.close_connection().await;
     }
 
