@@ -21,6 +21,7 @@ const INDEX: &str = "n0002_index_items_concurrently";
 const NOTE: &str = "n0003_add_note";
 const UNIQUE: &str = "n0002_unique_items_concurrently";
 const NAIVE: &str = "n0002_index_items_if_not_exists";
+const FAILING: &str = "n0002_fails_while_marked";
 const INDEX_NAME: &str = "items_name_idx";
 
 async fn exec(manager: &SchemaManager<'_>, sql: &str) -> Result<(), DbErr> {
@@ -66,6 +67,9 @@ migration!(AddNote, NOTE, outside: false,
 migration!(UniqueItems, UNIQUE, outside: true,
     up: ["DROP INDEX CONCURRENTLY IF EXISTS items_name_idx",
          "CREATE UNIQUE INDEX CONCURRENTLY items_name_idx ON items (name)"]);
+// Fails while `public.fail_outside` exists.
+migration!(FailingOutside, FAILING, outside: true,
+    up: ["SELECT 1 / (to_regclass('public.fail_outside') IS NULL)::int"]);
 // Not re-runnable: after an interrupted run it would skip the INVALID index.
 migration!(NaiveIndex, NAIVE, outside: true,
     up: ["CREATE INDEX CONCURRENTLY IF NOT EXISTS items_name_idx ON items (name)"]);
@@ -95,6 +99,17 @@ impl MigratorTrait for V3Unique {
         vec![
             Box::new(CreateItems),
             Box::new(UniqueItems),
+            Box::new(AddNote),
+        ]
+    }
+}
+
+struct V3Failing;
+impl MigratorTrait for V3Failing {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![
+            Box::new(CreateItems),
+            Box::new(FailingOutside),
             Box::new(AddNote),
         ]
     }
@@ -473,6 +488,53 @@ async fn failures_are_reported_per_tenant_and_the_others_migrate() -> TestResult
         versions(&conn, "tenant_initech").await?,
         Some(strings(&[ITEMS, UNIQUE]))
     );
+    wait_no_advisory_locks(&conn).await?;
+    conn.close().await?;
+    db.close().await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_create_whose_outside_migration_fails_stays_provisioning_until_migrated() -> TestResult {
+    let (db, conn, fleet) = fleet_db::<V3Failing>().await?;
+    conn.execute_unprepared("CREATE TABLE public.fail_outside ()")
+        .await?;
+
+    let created = fleet.create(&id("acme"), NewTenant::new()).await;
+    let Err(err @ Error::ProvisioningUnfinished { .. }) = created else {
+        panic!("expected ProvisioningUnfinished, got {created:?}");
+    };
+    let Error::ProvisioningUnfinished { tenant, source } = &err else {
+        unreachable!()
+    };
+    assert_eq!(tenant.as_str(), "acme");
+    match source.as_ref() {
+        Error::PartlyMigrated {
+            migration,
+            outside_transaction: true,
+            applied,
+            ..
+        } => {
+            assert_eq!(migration.as_deref(), Some(FAILING));
+            assert_eq!(applied, &[ITEMS]);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(err.to_string().contains("stays provisioning"), "{err}");
+    // Registered, not served, with what was committed before the failure.
+    let record = fleet.get(&id("acme")).await?.unwrap();
+    assert_eq!(record.status, tenancy_core::TenantStatus::Provisioning);
+    assert_eq!(
+        versions(&conn, "tenant_acme").await?,
+        Some(strings(&[ITEMS]))
+    );
+
+    conn.execute_unprepared("DROP TABLE public.fail_outside")
+        .await?;
+    let report = fleet.migrate_tenant(&id("acme")).await?;
+    assert_eq!(report.applied, [FAILING, NOTE]);
+    let record = fleet.resume(&id("acme")).await?;
+    assert_eq!(record.status, tenancy_core::TenantStatus::Active);
     wait_no_advisory_locks(&conn).await?;
     conn.close().await?;
     db.close().await?;
