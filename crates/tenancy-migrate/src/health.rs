@@ -4,14 +4,17 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use sea_orm::{ConnectionTrait, DatabaseTransaction, DbBackend, Statement, TransactionTrait};
+use sea_orm::{
+    ConnectionTrait, DatabaseTransaction, DbBackend, DbErr, Statement, TransactionTrait,
+};
 use sea_orm_migration::MigratorTrait;
 use tenancy_core::{SchemaName, TenantId};
 
+use crate::migrate::mixed::{Target, run_mixed};
 use crate::migrator::migration_names;
 use crate::printable::{printable, printable_list};
 use crate::registry::{CorruptRecord, StatusFilter, TenantList};
-use crate::tenant_txn::{apply_pending, prepare_for_migration};
+use crate::tenant_txn::{apply_pending, has_outside_transaction, prepare_for_migration};
 use crate::{Error, TenantFleet};
 
 /// What [`TenantFleet::health`] found. Empty lists mean healthy.
@@ -192,7 +195,9 @@ impl<M: MigratorTrait> TenantFleet<M> {
     /// drift from the latest migration state and
     /// tables that shadow shared ones. A handful of catalog queries whatever
     /// the number of tenants, plus one scratch schema migrated inside a
-    /// transaction that is rolled back.
+    /// transaction that is rolled back (created, migrated as a tenant is and
+    /// dropped again when `M` has migrations that run outside a
+    /// transaction).
     ///
     /// ```
     /// use tenancy_migrate::{NewTenant, TenantFleet};
@@ -384,6 +389,9 @@ impl<M: MigratorTrait> TenantFleet<M> {
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos());
         let scratch = SchemaName::new(&format!("tenancy_health_{nanos}"))?;
+        if has_outside_transaction::<M>() {
+            return self.reference_fingerprint_committed(scratch).await;
+        }
         let txn: DatabaseTransaction = self.conn.begin().await.map_err(db_err)?;
         txn.execute_unprepared(&format!("CREATE SCHEMA {}", scratch.quoted()))
             .await
@@ -399,6 +407,48 @@ impl<M: MigratorTrait> TenantFleet<M> {
             .map_err(db_err)?;
         txn.rollback().await.map_err(db_err)?;
         Ok(reference.remove(scratch.as_str()))
+    }
+}
+
+impl<M: MigratorTrait> TenantFleet<M> {
+    /// [`reference_fingerprint`](Self::reference_fingerprint) for a migrator
+    /// with migrations that run outside a transaction, which cannot run in
+    /// one that is rolled back: the scratch schema is created, migrated as
+    /// a tenant is, and dropped again, also after a failure. A crash in
+    /// between leaves it behind, reported among the orphan schemas.
+    async fn reference_fingerprint_committed(
+        &self,
+        scratch: SchemaName,
+    ) -> Result<Option<String>, Error> {
+        let db_err = |source| Error::Database {
+            action: "building the reference schema for the health check",
+            source,
+        };
+        self.conn
+            .execute_unprepared(&format!("CREATE SCHEMA {}", scratch.quoted()))
+            .await
+            .map_err(db_err)?;
+        let tenant = TenantId::new("health-check-reference")?;
+        let target = Target {
+            conn: &self.conn,
+            tenant: &tenant,
+            schema: &scratch,
+            shared: self.config.shared_schemas(),
+        };
+        let result = match run_mixed::<M>(&target, Vec::new()).await {
+            Ok(_) => fingerprints(&self.conn, &[scratch.to_string()])
+                .await
+                .map(|mut reference| reference.remove(scratch.as_str()))
+                .map_err(db_err),
+            Err(err) => Err(db_err(DbErr::Custom(err.to_string()))),
+        };
+        let dropped = self
+            .conn
+            .execute_unprepared(&format!("DROP SCHEMA {} CASCADE", scratch.quoted()))
+            .await;
+        let reference = result?;
+        dropped.map_err(db_err)?;
+        Ok(reference)
     }
 }
 

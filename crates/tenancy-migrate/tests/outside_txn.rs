@@ -237,6 +237,18 @@ async fn create_index_concurrently_runs_outside_a_transaction_in_every_tenant() 
     assert_eq!(path[0].try_get::<String>("", "p")?, "\"$user\", public");
     wait_no_advisory_locks(&conn).await?;
 
+    // The health check's reference schema is migrated the same way, and
+    // dropped again.
+    let health = fleet.health().await?;
+    assert!(health.is_healthy(), "{health}");
+    let scratch = query_all(
+        &conn,
+        "SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname LIKE 'tenancy\\_health\\_%'",
+        vec![],
+    )
+    .await?;
+    assert!(scratch.is_empty());
+
     // Nothing pending: a second run applies nothing.
     let again = fleet.migrate_all(MigrateAll::new()).await?;
     assert!(again.is_success(), "{again}");
