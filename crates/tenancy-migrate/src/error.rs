@@ -138,24 +138,20 @@ pub enum Error {
         source: DbErr,
     },
 
-    /// A migration of this tenant failed after part of the run had been
-    /// committed. This happens only with migrations that run outside a
-    /// transaction (`use_transaction()` returns `Some(false)`, for
-    /// `CREATE INDEX CONCURRENTLY`): the run is split at them, each
-    /// stretch of transactional migrations one transaction and each other
-    /// migration on its own.
-    ///
-    /// The migrations in `applied` were committed and recorded before the
-    /// failure and stay applied. The failed migration is not recorded, so
-    /// the next run runs it again; when it ran outside a transaction
-    /// (`outside_transaction`), it may have left part of its work behind
-    /// (an interrupted or failed `CREATE INDEX CONCURRENTLY` leaves an
-    /// `INVALID` index), so it must undo that first to be re-runnable.
+    /// A transactional migration of this tenant failed after part of the
+    /// run had been committed. This happens only when the tenant's migrator
+    /// has migrations that run outside a transaction (`use_transaction()`
+    /// returns `Some(false)`, for `CREATE INDEX CONCURRENTLY`): the run is
+    /// split at them, each stretch of transactional migrations one
+    /// transaction and each other migration on its own. The failed stretch
+    /// was rolled back; the migrations in `applied` were committed before it
+    /// and stay applied.
     #[error(
-        "migrating tenant {tenant} (schema {schema}) failed{}: {}; {}",
+        "migrating tenant {tenant} (schema {schema}) failed{}: {}; its transaction was rolled \
+         back; {}. Fix it and migrate this tenant again",
         migration.as_ref().map(|m| format!(" in {m}")).unwrap_or_default(),
         display_db_err(source),
-        partly_migrated_hint(migration.as_deref(), applied, *outside_transaction),
+        kept(applied),
     )]
     PartlyMigrated {
         /// The tenant.
@@ -164,14 +160,47 @@ pub enum Error {
         schema: SchemaName,
         /// The migration that failed, when known.
         migration: Option<String>,
-        /// Whether the failed migration runs outside a transaction.
-        outside_transaction: bool,
         /// The migrations committed before the failure, in order; they stay
         /// applied.
         applied: Vec<String>,
-        /// The server's error, or what was refused.
+        /// The server's error (boxed, to keep `Error` small).
         #[source]
-        source: DbErr,
+        source: Box<DbErr>,
+    },
+
+    /// A migration of this tenant that runs outside a transaction
+    /// (`use_transaction()` returns `Some(false)`) failed, was interrupted,
+    /// could not be recorded, or left an `INVALID` index in the schema.
+    ///
+    /// It is not recorded as applied, so the next run runs it again; it may
+    /// have left part of its work behind (an interrupted or failed
+    /// `CREATE INDEX CONCURRENTLY` leaves an `INVALID` index), so it must
+    /// undo that first to be re-runnable. The migrations in `applied` were
+    /// committed before it in the same run and stay applied.
+    #[error(
+        "migrating tenant {tenant} (schema {schema}) failed in {migration}: {}; {}. {migration} \
+         runs outside a transaction, so it may have left part of its work behind (an \
+         interrupted CREATE INDEX CONCURRENTLY leaves an INVALID index); it is not recorded \
+         as applied and runs again on the next migrate, so it must clean up first (DROP INDEX \
+         CONCURRENTLY IF EXISTS before CREATE INDEX CONCURRENTLY). Fix it and migrate this \
+         tenant again",
+        display_db_err(source),
+        kept(applied)
+    )]
+    OutsideTransactionFailed {
+        /// The tenant.
+        tenant: TenantId,
+        /// Its schema.
+        schema: SchemaName,
+        /// The migration that failed.
+        migration: String,
+        /// The migrations committed before it in this run, in order; they
+        /// stay applied.
+        applied: Vec<String>,
+        /// The server's error, or what was refused (boxed, to keep `Error`
+        /// small).
+        #[source]
+        source: Box<DbErr>,
     },
 
     /// Creating or adopting the tenant was committed, but a migration after
@@ -364,24 +393,11 @@ impl Error {
     }
 }
 
-/// The tail of [`Error::PartlyMigrated`]'s message: what was kept, and what
-/// a re-run does.
-fn partly_migrated_hint(migration: Option<&str>, applied: &[String], outside: bool) -> String {
-    let kept = if applied.is_empty() {
+/// What a partly failed run kept, for the messages.
+fn kept(applied: &[String]) -> String {
+    if applied.is_empty() {
         "nothing of this run was kept".to_owned()
     } else {
         format!("kept from this run: {}", applied.join(", "))
-    };
-    let failed = migration.unwrap_or("the failed migration");
-    if outside {
-        format!(
-            "{kept}. {failed} runs outside a transaction, so it may have left part of its work \
-             behind (an interrupted CREATE INDEX CONCURRENTLY leaves an INVALID index); it is \
-             not recorded as applied and runs again on the next migrate, so it must clean up \
-             first (DROP INDEX CONCURRENTLY IF EXISTS before CREATE INDEX CONCURRENTLY). Fix it \
-             and migrate this tenant again"
-        )
-    } else {
-        format!("its transaction was rolled back; {kept}. Fix it and migrate this tenant again")
     }
 }

@@ -6,6 +6,10 @@
 //! rolls the tenant back whole, a crash (the connection dies) leaves it
 //! untouched, and two runners at once apply each migration exactly once: the
 //! second waits for the lock, then finds nothing pending.
+//!
+//! A tenant whose migrator has migrations that run outside a transaction
+//! (`use_transaction()` is `Some(false)`) is migrated by [`mixed`] instead, on
+//! a dedicated session ([`session`]) holding the same lock for the whole run.
 
 mod fleet_run;
 pub(crate) mod mixed;
@@ -193,10 +197,91 @@ impl<M: MigratorTrait> TenantFleet<M> {
     /// # Ok(()) }
     /// ```
     ///
+    /// # Migrations outside a transaction
+    ///
+    /// A migration whose `use_transaction()` returns `Some(false)` (for
+    /// `CREATE INDEX CONCURRENTLY`) runs outside a transaction. The tenant is
+    /// then migrated on a connection of its own, outside the fleet's pool and
+    /// closed afterwards, whose search path is the tenant's from the moment
+    /// it connects (a connection parameter: nothing is `SET` on a pooled
+    /// connection), holding the tenant's advisory lock as a session lock
+    /// until the end. The connection is never replaced: if it is lost, so is
+    /// the lock, and the run fails. Pending migrations run in order, each
+    /// stretch of transactional ones as one transaction and each other one on
+    /// its own, recorded only once it succeeded and left no `INVALID` index
+    /// in the schema. A failure keeps what was committed before it
+    /// ([`Error::OutsideTransactionFailed`] and [`Error::PartlyMigrated`]
+    /// list it); the failed migration runs again
+    /// next time, so it must be re-runnable: after a crash mid-build, an
+    /// `INVALID` index is left that it has to drop first.
+    ///
+    /// ```
+    /// use sea_orm_migration::prelude::*;
+    /// use tenancy_migrate::{NewTenant, TenantFleet};
+    ///
+    /// struct CreateNotes;
+    /// impl MigrationName for CreateNotes {
+    ///     fn name(&self) -> &str {
+    ///         "m0001_create_notes"
+    ///     }
+    /// }
+    /// #[async_trait::async_trait]
+    /// impl MigrationTrait for CreateNotes {
+    ///     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+    ///         manager.get_connection().execute_unprepared("CREATE TABLE notes (body text)").await.map(drop)
+    ///     }
+    /// }
+    ///
+    /// struct IndexNotes;
+    /// impl MigrationName for IndexNotes {
+    ///     fn name(&self) -> &str {
+    ///         "m0002_index_notes"
+    ///     }
+    /// }
+    /// #[async_trait::async_trait]
+    /// impl MigrationTrait for IndexNotes {
+    ///     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+    ///         let db = manager.get_connection();
+    ///         // Re-runnable: drops the INVALID index an interrupted build leaves.
+    ///         // One statement per call: several in one string form a transaction.
+    ///         db.execute_unprepared("DROP INDEX CONCURRENTLY IF EXISTS notes_body_idx").await?;
+    ///         db.execute_unprepared("CREATE INDEX CONCURRENTLY notes_body_idx ON notes (body)").await?;
+    ///         Ok(())
+    ///     }
+    ///
+    ///     fn use_transaction(&self) -> Option<bool> {
+    ///         Some(false)
+    ///     }
+    /// }
+    ///
+    /// struct TenantMigrator;
+    /// impl MigratorTrait for TenantMigrator {
+    ///     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+    ///         vec![Box::new(CreateNotes), Box::new(IndexNotes)]
+    ///     }
+    /// }
+    ///
+    /// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let test_db = tenancy_testing::TestDatabase::create().await?;
+    /// # let conn = test_db.connect().await?;
+    /// let fleet = TenantFleet::<TenantMigrator>::new(conn.clone());
+    /// fleet.install().await?;
+    /// let acme = "acme".parse()?;
+    /// fleet.create(&acme, NewTenant::new()).await?; // both migrations, the index outside a transaction
+    /// let report = fleet.migrate_tenant(&acme).await?;
+    /// assert!(report.applied.is_empty());
+    /// # conn.close().await?;
+    /// # test_db.close().await?;
+    /// # Ok(()) }
+    /// ```
+    ///
     /// # Errors
     /// [`Error::UnknownTenant`]; [`Error::SchemaMissing`];
     /// [`Error::SchemaIsShared`]; [`Error::Migration`] when a migration (or
     /// the commit) fails, after which the tenant is exactly as before;
+    /// [`Error::OutsideTransactionFailed`] when a migration that runs outside
+    /// a transaction fails (it is not recorded); [`Error::PartlyMigrated`]
+    /// when a transactional one fails after a commit of this run;
     /// [`Error::Tenant`] or [`Error::Database`] for other database errors;
     /// [`Error::DuplicateMigrationName`] when two of `M`'s migrations share a name (nothing runs).
     pub async fn migrate_tenant(&self, id: &TenantId) -> Result<TenantReport, Error> {
@@ -262,7 +347,10 @@ impl<M: MigratorTrait> TenantFleet<M> {
 
     /// Reverts the last `steps` applied migrations of one tenant (their
     /// `down`), newest first, in one transaction holding the tenant's lock.
-    /// The report's `applied` lists the reverted migrations.
+    /// The report's `applied` lists the reverted migrations. This includes
+    /// the `down` of migrations whose `up` runs outside a transaction: write
+    /// it so that it can run in one (`DROP INDEX`, not `DROP INDEX
+    /// CONCURRENTLY`).
     ///
     /// ```
     /// use sea_orm_migration::prelude::*;

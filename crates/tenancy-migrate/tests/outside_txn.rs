@@ -363,16 +363,13 @@ async fn a_backend_killed_mid_build_leaves_an_invalid_index_that_the_rerun_repla
     let report = terminate_mid_index_build::<V3>(&db, &conn).await?;
     let acme = report.tenant(&id("acme")).unwrap();
     match acme.error.as_ref() {
-        Some(Error::PartlyMigrated {
-            migration,
-            outside_transaction: true,
-            applied,
-            ..
+        Some(Error::OutsideTransactionFailed {
+            migration, applied, ..
         }) => {
-            assert_eq!(migration.as_deref(), Some(INDEX));
+            assert_eq!(migration, INDEX);
             assert!(applied.is_empty(), "{applied:?}");
         }
-        other => panic!("expected PartlyMigrated, got {other:?}"),
+        other => panic!("expected OutsideTransactionFailed, got {other:?}"),
     }
     let message = acme.error.as_ref().unwrap().to_string();
     assert!(
@@ -421,7 +418,7 @@ async fn a_rerun_that_would_keep_an_invalid_index_is_refused() -> TestResult {
     // IF NOT EXISTS skips the INVALID index: recording that would hide it.
     let fleet = TenantFleet::<V2Naive>::new(conn.clone());
     let rerun = fleet.migrate_tenant(&id("acme")).await;
-    let Err(err @ Error::PartlyMigrated { .. }) = rerun else {
+    let Err(err @ Error::OutsideTransactionFailed { .. }) = rerun else {
         panic!("expected a refusal, got {rerun:?}");
     };
     let message = err.to_string();
@@ -457,16 +454,15 @@ async fn failures_are_reported_per_tenant_and_the_others_migrate() -> TestResult
     assert_eq!(tenant_report(reports, "acme").applied, [UNIQUE, NOTE]);
 
     match tenant_report(reports, "globex").error.as_ref() {
-        Some(Error::PartlyMigrated {
+        Some(Error::OutsideTransactionFailed {
             tenant,
             migration,
-            outside_transaction: true,
             applied,
             source,
             ..
         }) => {
             assert_eq!(tenant.as_str(), "globex");
-            assert_eq!(migration.as_deref(), Some(UNIQUE));
+            assert_eq!(migration, UNIQUE);
             assert!(applied.is_empty());
             assert!(
                 source.to_string().contains("could not create unique index"),
@@ -485,10 +481,7 @@ async fn failures_are_reported_per_tenant_and_the_others_migrate() -> TestResult
     // migration, and stays.
     match tenant_report(reports, "initech").error.as_ref() {
         Some(Error::PartlyMigrated {
-            migration,
-            outside_transaction: false,
-            applied,
-            ..
+            migration, applied, ..
         }) => {
             assert_eq!(migration.as_deref(), Some(NOTE));
             assert_eq!(applied, &[UNIQUE]);
@@ -521,13 +514,10 @@ async fn a_create_whose_outside_migration_fails_stays_provisioning_until_migrate
     };
     assert_eq!(tenant.as_str(), "acme");
     match source.as_ref() {
-        Error::PartlyMigrated {
-            migration,
-            outside_transaction: true,
-            applied,
-            ..
+        Error::OutsideTransactionFailed {
+            migration, applied, ..
         } => {
-            assert_eq!(migration.as_deref(), Some(FAILING));
+            assert_eq!(migration, FAILING);
             assert_eq!(applied, &[ITEMS]);
         }
         other => panic!("{other:?}"),

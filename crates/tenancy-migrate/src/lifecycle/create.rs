@@ -37,6 +37,13 @@ impl<M: MigratorTrait> TenantFleet<M> {
     /// ([`Active`](tenancy_core::TenantStatus::Active) by default), visible to
     /// others only once everything has committed.
     ///
+    /// When `M` has migrations that run outside a transaction (see
+    /// [`migrate_tenant`](Self::migrate_tenant)), creation cannot be one
+    /// transaction: the tenant is committed as
+    /// [`Provisioning`](tenancy_core::TenantStatus::Provisioning) with the
+    /// migrations before the first such one, the rest run on the tenant's own
+    /// connection, and only then does it get `new.status`.
+    ///
     /// Another process's `TenantDb` may report the new tenant as unknown for
     /// up to its negative cache TTL (2 s by default); in this process, call
     /// `db.registry().invalidate(&id)` to see it at once.
@@ -53,6 +60,9 @@ impl<M: MigratorTrait> TenantFleet<M> {
     /// - [`Error::SchemaShared`]: the name is one of the fleet's shared schemas;
     /// - [`Error::InvalidName`]: the id does not map to a valid schema name;
     /// - [`Error::Migration`]: a migration failed;
+    /// - [`Error::ProvisioningUnfinished`]: with migrations outside a
+    ///   transaction, one failed after the tenant was committed; it stays
+    ///   registered as `provisioning` until migrated and resumed;
     /// - [`Error::Tenant`]: any other database error.
     ///
     /// ```
@@ -130,8 +140,9 @@ impl<M: MigratorTrait> TenantFleet<M> {
 
     /// Registers an existing schema, made outside the library (a legacy
     /// tenant, a restored dump), as tenant `id`, then applies every pending
-    /// migration of `M` inside it, in one transaction. Returns the new
-    /// registry row and the migrations applied, in order.
+    /// migration of `M` inside it, in one transaction (or, with migrations
+    /// that run outside a transaction, as [`create`](Self::create) does).
+    /// Returns the new registry row and the migrations applied, in order.
     ///
     /// Tables already in the schema are left alone; the schema's own
     /// `seaql_migrations` table, if it has one, says which migrations count

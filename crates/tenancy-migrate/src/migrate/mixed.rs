@@ -46,7 +46,9 @@ impl<'a> Target<'a> {
 /// # Errors
 /// [`Error::SchemaMissing`] or [`Error::Tenant`] when the session cannot be
 /// opened or locked; [`Error::Migration`] when the first transaction fails
-/// and nothing of the call was kept; [`Error::PartlyMigrated`] otherwise.
+/// and nothing of the call was kept; [`Error::OutsideTransactionFailed`]
+/// when a migration outside a transaction fails; [`Error::PartlyMigrated`]
+/// otherwise.
 pub(crate) async fn run_mixed<M: MigratorTrait>(
     target: &Target<'_>,
     already: Vec<String>,
@@ -61,30 +63,41 @@ pub(crate) async fn run_mixed<M: MigratorTrait>(
     } else {
         session.abandon().await;
     }
-    let Err(Failed {
-        migration,
-        outside,
-        source,
-    }) = result
-    else {
+    let Err(failure) = result else {
         return Ok(applied);
     };
-    Err(if applied.is_empty() && !outside {
-        Error::Migration {
-            tenant: target.tenant.clone(),
-            schema: target.schema.clone(),
+    let (tenant, schema) = (target.tenant.clone(), target.schema.clone());
+    Err(match failure {
+        Failed {
+            migration,
+            outside: false,
+            source,
+        } if applied.is_empty() => Error::Migration {
+            tenant,
+            schema,
             migration,
             source,
-        }
-    } else {
-        Error::PartlyMigrated {
-            tenant: target.tenant.clone(),
-            schema: target.schema.clone(),
+        },
+        Failed {
+            migration: Some(migration),
+            outside: true,
+            source,
+        } => Error::OutsideTransactionFailed {
+            tenant,
+            schema,
             migration,
-            outside_transaction: outside,
             applied,
-            source,
-        }
+            source: Box::new(source),
+        },
+        Failed {
+            migration, source, ..
+        } => Error::PartlyMigrated {
+            tenant,
+            schema,
+            migration,
+            applied,
+            source: Box::new(source),
+        },
     })
 }
 
