@@ -4,10 +4,12 @@
 //! Migrations that run outside a transaction (`use_transaction()` is
 //! `Some(false)`): `CREATE INDEX CONCURRENTLY` on tenants holding data,
 //! mixed with transactional migrations, two runners at once, a backend
-//! terminated in the middle of the index build, and per-tenant failures.
+//! terminated in the middle of the index build, the runner process killed
+//! there, and per-tenant failures.
 
 mod support_migrate;
 
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use sea_orm::{ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbErr, TransactionTrait};
@@ -538,6 +540,71 @@ async fn a_create_whose_outside_migration_fails_stays_provisioning_until_migrate
     let record = fleet.resume(&id("acme")).await?;
     assert_eq!(record.status, tenancy_core::TenantStatus::Active);
     wait_no_advisory_locks(&conn).await?;
+    conn.close().await?;
+    db.close().await?;
+    Ok(())
+}
+
+/// Where the child runner connects; set only for the child.
+const CHILD_URL: &str = "TENANCY_OUTSIDE_TXN_CHILD_URL";
+
+/// The child of the kill test: this test binary run again with
+/// `CHILD_URL` set. Does nothing otherwise.
+#[tokio::test]
+#[ignore = "run as a child process by the kill test"]
+async fn child_migrate_all() -> TestResult {
+    let Ok(url) = std::env::var(CHILD_URL) else {
+        return Ok(());
+    };
+    let conn = sea_orm::Database::connect(url.as_str()).await?;
+    let fleet = TenantFleet::<V3>::new(conn);
+    fleet.migrate_all(MigrateAll::new().concurrency(1)).await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_runner_killed_mid_build_leaves_the_migration_unrecorded_and_the_rerun_converges()
+-> TestResult {
+    let (db, conn, v1) = fleet_db::<V1>().await?;
+    tenants_with_items(&v1, &conn, &["acme", "globex"], 500).await?;
+    let gate_conn = db.connect().await?;
+    let gate_txn = gate(&gate_conn, "acme").await?;
+
+    let mut child = Command::new(std::env::current_exe()?)
+        .args([
+            "child_migrate_all",
+            "--exact",
+            "--ignored",
+            "--test-threads=1",
+        ])
+        .env(CHILD_URL, db.url())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()?;
+    wait_until(&conn, INDEX_BUILD_WAITING).await?;
+    child.kill()?;
+    child.wait()?;
+    // The orphaned backend finishes its build once the gate opens, then
+    // finds its client gone: the index is built but never recorded.
+    gate_txn.rollback().await?;
+
+    let fleet = TenantFleet::<V3>::new(conn.clone());
+    let rerun = fleet.migrate_all(MigrateAll::new()).await?;
+    assert!(rerun.is_success(), "{rerun}");
+    for raw in ["acme", "globex"] {
+        assert_eq!(
+            rerun.tenant(&id(raw)).unwrap().applied,
+            [INDEX, NOTE],
+            "{raw}"
+        );
+        assert_eq!(index_valid(&conn, raw).await?, Some(true));
+        assert_eq!(
+            versions(&conn, schema(raw).as_str()).await?,
+            Some(strings(&[ITEMS, INDEX, NOTE]))
+        );
+    }
+    wait_no_advisory_locks(&conn).await?;
+    gate_conn.close().await?;
     conn.close().await?;
     db.close().await?;
     Ok(())
