@@ -67,6 +67,11 @@ pub(super) async fn run_tenant<M: MigratorTrait>(
             schema: record.schema.clone(),
         });
     }
+    // Every run of such a migrator goes through the tenant's session, even
+    // with nothing outside a transaction pending: a run that waited for the
+    // tenant's lock inside a transaction would hold a snapshot that an index
+    // build of the lock holder waits for, a deadlock PostgreSQL breaks by
+    // aborting one of the two.
     if direction == Direction::Up && has_outside_transaction::<M>() {
         let target = Target::new(&fleet.conn, record, fleet.config.shared_schemas());
         return run_mixed::<M>(&target, Vec::new()).await;
