@@ -68,30 +68,20 @@ pub(crate) async fn run_mixed<M: MigratorTrait>(
     };
     let (tenant, schema) = (target.tenant.clone(), target.schema.clone());
     Err(match failure {
-        Failed {
-            migration,
-            outside: false,
-            source,
-        } if applied.is_empty() => Error::Migration {
+        Failed::InTransaction { migration, source } if applied.is_empty() => Error::Migration {
             tenant,
             schema,
             migration,
             source,
         },
-        Failed {
-            migration: Some(migration),
-            outside: true,
-            source,
-        } => Error::OutsideTransactionFailed {
+        Failed::InTransaction { migration, source } => Error::PartlyMigrated {
             tenant,
             schema,
             migration,
             applied,
             source: Box::new(source),
         },
-        Failed {
-            migration, source, ..
-        } => Error::PartlyMigrated {
+        Failed::Outside { migration, source } => Error::OutsideTransactionFailed {
             tenant,
             schema,
             migration,
@@ -102,11 +92,14 @@ pub(crate) async fn run_mixed<M: MigratorTrait>(
 }
 
 /// A failed step of a mixed run.
-struct Failed {
-    migration: Option<String>,
-    /// Whether the failed migration runs outside a transaction.
-    outside: bool,
-    source: DbErr,
+enum Failed {
+    /// A transaction, rolled back; the migration when known.
+    InTransaction {
+        migration: Option<String>,
+        source: DbErr,
+    },
+    /// A migration outside a transaction, unrecorded.
+    Outside { migration: String, source: DbErr },
 }
 
 /// The run itself, with the lock held; `applied` grows with every commit.
@@ -115,9 +108,8 @@ async fn run_locked<M: MigratorTrait>(
     session: &TenantSession,
     applied: &mut Vec<String>,
 ) -> Result<(), Failed> {
-    let in_txn = |migration, source| Failed {
+    let in_txn = |migration, source| Failed::InTransaction {
         migration,
-        outside: false,
         source: session.explain(source),
     };
     loop {
@@ -138,9 +130,8 @@ async fn run_locked<M: MigratorTrait>(
         };
         run_outside::<M>(target, session, &name)
             .await
-            .map_err(|source| Failed {
-                migration: Some(name.clone()),
-                outside: true,
+            .map_err(|source| Failed::Outside {
+                migration: name.clone(),
                 source: session.explain(source),
             })?;
         applied.push(name);

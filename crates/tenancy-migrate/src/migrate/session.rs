@@ -19,8 +19,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use sea_orm::sqlx;
 use sea_orm::sqlx::postgres::PgPoolOptions;
-use sea_orm::sqlx::{self};
 use sea_orm::{
     ConnectionTrait, DatabaseConnection, DatabaseConnectionType, DbBackend, DbErr, RuntimeErr,
     SqlxPostgresConnector, Statement,
