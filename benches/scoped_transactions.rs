@@ -42,8 +42,7 @@ use sea_orm::entity::prelude::*;
 use sea_orm::{
     ConnectionTrait, Database, DatabaseConnection, DbBackend, Statement, TransactionTrait,
 };
-use tenancy::sea_orm::TenantDb;
-use tenancy::{SchemaName, Tenant, TenantId};
+use tenancy::{SchemaName, Tenant, TenantDb, TenantId};
 use tenancy_testing::TestDatabase;
 
 mod items {
@@ -319,7 +318,7 @@ async fn setup(test_db: &TestDatabase, config: &Config) -> Fixture {
     let db = TenantDb::new(conn.clone()).unwrap();
     let probe_db = db
         .clone()
-        .with_probe_table(tenancy::core::TableName::migration_ledger());
+        .with_probe_table(tenancy::TableName::migration_ledger());
     let first = tenancy::TenantScope::schema(&tenants[0]);
     let raw_begin = Check::ALL.iter().map(|c| (*c, c.sql(first))).collect();
     let unnamed = unnamed_pool(test_db.connect_options(), config).await;

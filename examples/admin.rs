@@ -19,7 +19,7 @@
 #![allow(elided_lifetimes_in_paths)]
 
 use sea_orm_migration::prelude::*;
-use tenancy::migrate::FleetConfig;
+use tenancy::FleetConfig;
 use tenancy::migrate::cli::AdminCli;
 
 /// The quickstart's tenant migrations.

@@ -51,10 +51,8 @@ use axum::{Json, Router};
 use sea_orm::{ActiveModelTrait, ActiveValue::Set, Database, DatabaseConnection, DbErr};
 use sea_orm::{EntityTrait, ModelTrait, QueryOrder};
 use sea_orm_migration::prelude::*;
-use tenancy::TenantId;
-use tenancy::core::resolve::{HeaderResolver, ResolverChain, SubdomainResolver};
-use tenancy::migrate::{NewTenant, TenantFleet};
-use tenancy::sea_orm::TenantDb;
+use tenancy::resolve::{HeaderResolver, ResolverChain, SubdomainResolver};
+use tenancy::{NewTenant, ScopeError, TenantDb, TenantFleet, TenantId};
 use tenancy::web::{Access, ScopedDb, TenancyLayer, VerifiedClaims};
 use tenancy_testing::TestDatabase;
 
@@ -178,8 +176,8 @@ impl From<DbErr> for ApiError {
     }
 }
 
-impl From<tenancy::sea_orm::Error> for ApiError {
-    fn from(err: tenancy::sea_orm::Error) -> Self {
+impl From<ScopeError> for ApiError {
+    fn from(err: ScopeError) -> Self {
         Self::Database(err.into())
     }
 }

@@ -21,9 +21,7 @@ use sea_orm::{
     QueryFilter,
 };
 use sea_orm_migration::prelude::*;
-use tenancy::migrate::{MigrateAll, NewTenant, TenantFleet};
-use tenancy::sea_orm::TenantDb;
-use tenancy::{Tenant, TenantId};
+use tenancy::{MigrateAll, NewTenant, Tenant, TenantDb, TenantFleet, TenantId};
 use tenancy_testing::TestDatabase;
 
 /// A tenant's projects. No schema name: the tenant's search path picks it.

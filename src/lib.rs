@@ -11,38 +11,127 @@
 //! operations a direct URL: the README's "Behind PgBouncer" says exactly
 //! what is supported.
 //!
-//! - [`core`] (always on): tenant ids, schema-name validation and quoting,
-//!   search paths and tenant resolution from a request. No I/O.
-//! - `sea_orm` (feature `sea-orm`, on by default): tenant-scoped SeaORM
-//!   transactions.
-//! - `migrate` (feature `migrate`, on by default): the tenant registry, tenant lifecycle and
-//!   migrations applied to every tenant schema.
-//! - `web` (feature `axum`): a tower layer for axum that resolves each
-//!   request's tenant, extractors, and error responses that leak nothing.
+//! # Where things are
 //!
-//! The most used core types are re-exported at the top level:
+//! The types an application touches first are at the root, so
+//! `use tenancy::{TenantDb, TenantId};` is all a handler needs:
+//!
+//! | at the root | what | feature |
+//! | --- | --- | --- |
+//! | [`TenantId`], [`Tenant`], [`TenantScope`], [`SchemaName`], [`SharedSchema`], [`SchemaNaming`], [`SearchPath`], [`RoleName`], [`TableName`], [`TenantStatus`] | names, validated and quoted; search paths (no I/O) | always |
+//! | `TenantDb`, `TenantTransaction`, `ScopeOptions` | tenant-scoped SeaORM transactions on one pool | `sea-orm` (default) |
+//! | `TenantFleet`, `FleetConfig`, `NewTenant`, `MigrateAll` | registry, tenant lifecycle, migrations on every tenant schema | `migrate` (default) |
+//!
+//! The rest of each part is in its module, named for what it is rather than
+//! for the crate behind it, so that no module hides a crate your
+//! application also uses (`sea_orm`, `core`):
+//!
+//! - [`resolve`]: finding the tenant of a request (subdomain, path prefix,
+//!   header, verified claim, or a chain of these), from plain strings.
+//! - `orm` (feature `sea-orm`, the `tenancy-sea-orm` crate): everything of the
+//!   SeaORM layer, such as the registry read side, `connect`, and retry
+//!   classification (`is_retryable`, `FailureKind`).
+//! - `migrate` (feature `migrate`, the `tenancy-migrate` crate): reports,
+//!   status, health, lifecycle options, and with feature `cli` the admin
+//!   command line (`migrate::cli::AdminCli`).
+//! - `web` (feature `axum`, the `tenancy-axum` crate): a tower layer for axum
+//!   that resolves each request's tenant, extractors, and error responses
+//!   that leak nothing.
+//! - [`prelude`]: the root types and the [`TenantScope`] trait in one `use`.
+//!
+//! # Errors
+//!
+//! Each part has its own error type, named `Error` in its module. At the
+//! root they carry names that say which part failed, and that clash neither
+//! with each other nor with `sea_orm::DbErr` or `std::error::Error` when
+//! imported together:
+//!
+//! | at the root | in its module | from |
+//! | --- | --- | --- |
+//! | [`NameError`] | (the `tenancy-core` crate's `Error`) | a name that failed validation |
+//! | `ScopeError` | `orm::Error` | a tenant-scoped transaction: unknown or suspended tenant, missing schema, failed commit |
+//! | `FleetError` | `migrate::Error` | registry, lifecycle and migration operations |
+//!
+//! The web layer's error stays `web::Error`: handlers return it, and it is
+//! not meant to be mixed with the others.
 //!
 //! ```
-//! use tenancy::{Tenant, TenantId, TenantScope};
+//! use tenancy::{NameError, Tenant, TenantId, TenantScope};
 //!
 //! let tenant = Tenant::from_id(TenantId::new("acme")?)?;
 //! assert_eq!(tenant.schema().quoted(), r#""tenant_acme""#);
-//! # Ok::<(), tenancy::core::Error>(())
+//! assert!(matches!(TenantId::new(""), Err(NameError::Empty { .. })));
+//! # Ok::<(), NameError>(())
 //! ```
+//!
+//! # Features
+//!
+//! - `sea-orm` (default): the SeaORM layer.
+//! - `migrate` (default): registry, lifecycle and fleet migrations.
+//! - `cli`: the embeddable admin command line, `migrate::cli`.
+//! - `axum`: the web layer, `web`.
+//! - `serde`: validating `Serialize`/`Deserialize` for the name types, and
+//!   `Serialize` for the fleet's records and reports (with `migrate`).
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
-pub use tenancy_core as core;
 pub use tenancy_core::{
-    SchemaName, SchemaNaming, SearchPath, SharedSchema, Tenant, TenantId, TenantScope,
+    Error as NameError, MAX_IDENTIFIER_LEN, NameKind, RESERVED_KEYWORDS, RoleName, SchemaName,
+    SchemaNaming, SearchPath, SharedSchema, TableName, Tenant, TenantId, TenantScope,
+    TenantStatus,
 };
 
+#[doc(inline)]
+pub use tenancy_core::resolve;
+
 #[cfg(feature = "sea-orm")]
-pub use tenancy_sea_orm as sea_orm;
+#[cfg_attr(docsrs, doc(cfg(feature = "sea-orm")))]
+#[doc(inline)]
+pub use tenancy_sea_orm as orm;
+
+#[cfg(feature = "sea-orm")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sea-orm")))]
+pub use tenancy_sea_orm::{Error as ScopeError, ScopeOptions, TenantDb, TenantTransaction};
 
 #[cfg(feature = "migrate")]
+#[cfg_attr(docsrs, doc(cfg(feature = "migrate")))]
+#[doc(inline)]
 pub use tenancy_migrate as migrate;
 
+#[cfg(feature = "migrate")]
+#[cfg_attr(docsrs, doc(cfg(feature = "migrate")))]
+pub use tenancy_migrate::{Error as FleetError, FleetConfig, MigrateAll, NewTenant, TenantFleet};
+
 #[cfg(feature = "axum")]
+#[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
+#[doc(inline)]
 pub use tenancy_axum as web;
+
+/// The root types and the [`TenantScope`] trait (whose methods give a
+/// tenant's schema and search path), for `use tenancy::prelude::*;`.
+///
+/// Nothing here clashes with `sea_orm::entity::prelude` or
+/// `sea_orm_migration::prelude`, so both globs can be imported together.
+/// Error types are left out: import the one you mean ([`NameError`],
+/// `ScopeError`, `FleetError`).
+///
+/// ```
+/// use tenancy::prelude::*;
+///
+/// let tenant = Tenant::from_id(TenantId::new("acme")?)?;
+/// assert_eq!(tenant.schema().as_str(), "tenant_acme"); // `schema` is `TenantScope`'s
+/// # Ok::<(), tenancy::NameError>(())
+/// ```
+pub mod prelude {
+    pub use tenancy_core::{SchemaName, SharedSchema, Tenant, TenantId, TenantScope};
+
+    #[cfg(feature = "sea-orm")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "sea-orm")))]
+    pub use tenancy_sea_orm::{ScopeOptions, TenantDb, TenantTransaction};
+
+    #[cfg(feature = "migrate")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "migrate")))]
+    pub use tenancy_migrate::{FleetConfig, MigrateAll, NewTenant, TenantFleet};
+}
 
 // The README's Rust examples are compiled (and the database-free ones run) as doctests.
 #[doc = include_str!("../README.md")]

@@ -16,9 +16,7 @@ use std::process::Command;
 
 use sea_orm::{ConnectionTrait, DbBackend, Statement};
 use sea_orm_migration::prelude::*;
-use tenancy::TenantId;
-use tenancy::migrate::{NewTenant, TenantFleet};
-use tenancy::sea_orm::TenantDb;
+use tenancy::{NewTenant, TenantDb, TenantFleet, TenantId};
 use tenancy_testing::TestDatabase;
 
 /// The examples' tenant migrations.

@@ -26,8 +26,7 @@ use std::time::{Duration, Instant};
 use fault_support::{BoxError, pg, pool};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, DbErr, Statement};
 use sea_orm_migration::{MigrationName, MigrationTrait, MigratorTrait, SchemaManager};
-use tenancy::TenantId;
-use tenancy::migrate::{MigrateAll, NewTenant, TenantFleet};
+use tenancy::{MigrateAll, NewTenant, TenantFleet, TenantId};
 use tenancy_testing::TestDatabase;
 
 const CHILD_URL: &str = "TENANCY_FAULT_CHILD_URL";

@@ -2,8 +2,7 @@
 #![allow(clippy::unwrap_used)]
 
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
-use tenancy::core::{Error as NameError, RESERVED_KEYWORDS};
-use tenancy::{SchemaName, SchemaNaming, TenantId};
+use tenancy::{NameError, RESERVED_KEYWORDS, SchemaName, SchemaNaming, TenantId};
 use tenancy_testing::TestDatabase;
 
 /// What a tenant-creating caller does: validate, then quote; only a validated

@@ -21,8 +21,8 @@ use std::time::Duration;
 use sea_orm::{
     ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr, Statement,
 };
-use tenancy::sea_orm::{Error as ScopeError, RegistryConfig, TenantDb, TenantRegistry};
-use tenancy::{Tenant, TenantId, TenantScope as _};
+use tenancy::orm::{RegistryConfig, TenantRegistry};
+use tenancy::{ScopeError, Tenant, TenantDb, TenantId, TenantScope as _};
 use tenancy_testing::TestDatabase;
 use tokio::sync::Mutex;
 

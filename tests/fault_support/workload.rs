@@ -7,8 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use futures_util::StreamExt as _;
 use sea_orm::{ConnectionTrait, DbBackend, DbErr, Statement, StreamTrait as _, TransactionTrait};
-use tenancy::Tenant;
-use tenancy::sea_orm::{Error as ScopeError, TenantDb, TenantTransaction};
+use tenancy::{ScopeError, Tenant, TenantDb, TenantTransaction};
 
 use super::rng::Rng;
 

@@ -67,6 +67,7 @@
 //! # test_db.close().await?;
 //! # Ok(()) }
 //! ```
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod access;
 mod current;

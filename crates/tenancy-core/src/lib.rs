@@ -42,6 +42,7 @@
 //! - `serde`: `Serialize`/`Deserialize` for [`TenantId`], [`SchemaName`] and
 //!   [`SharedSchema`]; deserializing validates, so an invalid name in a config
 //!   file is an error, not a value.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod error;
 mod ident;

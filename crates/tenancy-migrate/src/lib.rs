@@ -120,6 +120,7 @@
 //!
 //! Two tenant ids that map to the same schema (`acme-corp`, `acme_corp`) are
 //! refused with [`Error::SchemaTaken`].
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod error;
 mod events;
@@ -139,6 +140,7 @@ mod status;
 mod tenant_txn;
 
 #[cfg(feature = "cli")]
+#[cfg_attr(docsrs, doc(cfg(feature = "cli")))]
 pub mod cli;
 
 pub use error::Error;

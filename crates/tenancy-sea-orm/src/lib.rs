@@ -185,6 +185,7 @@
 //!
 //! Every transaction runs in a `tenant_transaction` span with `tenant` and
 //! `schema` fields.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod carried;
 mod connect;

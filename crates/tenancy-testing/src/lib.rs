@@ -48,6 +48,7 @@
 //!     Ok(())
 //! }
 //! ```
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod admin;
 mod container;
