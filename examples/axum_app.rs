@@ -1,8 +1,11 @@
 //! A small multi-tenant HTTP API with axum: one pool, one schema per tenant.
 //!
-//! `cargo run --example axum_app --features axum` takes a throwaway database (as the
-//! quickstart does), creates the tenants `acme` and `globex`, and serves on
-//! 127.0.0.1:3000 (or `$PORT`) until Ctrl-C:
+//! `cargo run --example axum_app --features axum` connects to `DATABASE_URL`,
+//! as your application would, creates the tenants `acme` and `globex` there
+//! if they are missing, and serves on 127.0.0.1:3000 (or `$PORT`) until
+//! Ctrl-C. With `DATABASE_URL` unset, a demo fallback
+//! (`shared/demo_fallback.rs`, not for your application) uses a throwaway
+//! database, as the quickstart does:
 //!
 //! ```text
 //! curl -H 'Host: acme.example.test' -H 'X-Stub-Verified-Tenant: acme' \
@@ -48,13 +51,17 @@ use axum::middleware::{Next, from_fn};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use sea_orm::{ActiveModelTrait, ActiveValue::Set, Database, DatabaseConnection, DbErr};
+use sea_orm::{ActiveModelTrait, ActiveValue::Set, ConnectOptions, DatabaseConnection, DbErr};
 use sea_orm::{EntityTrait, ModelTrait, QueryOrder};
 use sea_orm_migration::prelude::*;
 use tenancy::resolve::{HeaderResolver, ResolverChain, SubdomainResolver};
-use tenancy::{NewTenant, ScopeError, TenantDb, TenantFleet, TenantId};
 use tenancy::web::{Access, ScopedDb, TenancyLayer, VerifiedClaims};
-use tenancy_testing::TestDatabase;
+use tenancy::{NewTenant, ScopeError, TenantDb, TenantFleet, TenantId};
+
+/// Only for running without `DATABASE_URL`: see the file.
+#[cfg_attr(test, allow(dead_code))]
+#[path = "shared/demo_fallback.rs"]
+mod demo_fallback;
 
 /// The base domain whose subdomains name tenants.
 pub(crate) const BASE_DOMAIN: &str = "example.test";
@@ -115,9 +122,8 @@ impl MigratorTrait for TenantMigrator {
     }
 }
 
-/// A throwaway database with the tenants `acme` and `globex`.
+/// The app's database, with the tenants `acme` and `globex`.
 pub(crate) struct Demo {
-    pub(crate) test_db: TestDatabase,
     pub(crate) conn: DatabaseConnection,
     /// Used by the integration test, to suspend a tenant.
     #[cfg_attr(not(test), allow(dead_code))]
@@ -125,26 +131,23 @@ pub(crate) struct Demo {
     pub(crate) db: TenantDb,
 }
 
-/// Creates the throwaway database, the registry and the two tenants.
+/// Installs the registry and creates the two tenants where they are missing.
 ///
 /// # Errors
-/// When no PostgreSQL is reachable or a tenant cannot be created.
-pub(crate) async fn setup() -> Result<Demo, Box<dyn std::error::Error>> {
-    let test_db = TestDatabase::create().await?;
-    let conn = Database::connect(test_db.connect_options()).await?;
+/// When the database cannot be reached or a tenant cannot be created.
+pub(crate) async fn setup(conn: DatabaseConnection) -> Result<Demo, Box<dyn std::error::Error>> {
     let fleet = TenantFleet::<TenantMigrator>::new(conn.clone());
     fleet.install().await?;
     for (id, name) in [("acme", "Acme Corp"), ("globex", "Globex")] {
-        let new = NewTenant::new().display_name(name);
-        fleet.create(&TenantId::new(id)?, new).await?;
+        let id = TenantId::new(id)?;
+        if fleet.get(&id).await?.is_none() {
+            fleet
+                .create(&id, NewTenant::new().display_name(name))
+                .await?;
+        }
     }
     let db = TenantDb::new(conn.clone())?;
-    Ok(Demo {
-        test_db,
-        conn,
-        fleet,
-        db,
-    })
+    Ok(Demo { conn, fleet, db })
 }
 
 /// A handler's error: this app's own refusals, or a database error that
@@ -286,12 +289,22 @@ async fn main() -> std::process::ExitCode {
 
 #[cfg_attr(test, allow(dead_code))]
 async fn serve() -> Result<(), Box<dyn std::error::Error>> {
-    let demo = setup().await?;
-    println!(
-        "PostgreSQL: {} ({})",
-        demo.test_db.source(),
-        demo.test_db.name()
-    );
+    // One pool for every tenant, from the application's configuration.
+    let (conn, throwaway) = match std::env::var("DATABASE_URL") {
+        Ok(url) => {
+            println!("connecting to DATABASE_URL");
+            let conn = tenancy::orm::connect(ConnectOptions::new(url))
+                .await
+                .map_err(|err| format!("{err} (check DATABASE_URL)"))?;
+            (conn, None)
+        }
+        Err(std::env::VarError::NotPresent) => {
+            let (conn, test_db) = demo_fallback::throwaway_database().await?;
+            (conn, Some(test_db))
+        }
+        Err(err) => return Err(format!("DATABASE_URL: {err}").into()),
+    };
+    let demo = setup(conn).await?;
     let port = std::env::var("PORT").unwrap_or_else(|_| "3000".into());
     let listener = tokio::net::TcpListener::bind(format!("127.0.0.1:{port}")).await?;
     println!(
@@ -305,6 +318,8 @@ async fn serve() -> Result<(), Box<dyn std::error::Error>> {
         })
         .await?;
     demo.conn.close().await?;
-    demo.test_db.close().await?;
+    if let Some(test_db) = throwaway {
+        test_db.close().await?;
+    }
     Ok(())
 }

@@ -1,9 +1,13 @@
 //! The quickstart: two tenants, one pool, isolation between them.
 //!
-//! `cargo run --example quickstart` needs nothing but a reachable PostgreSQL:
-//! it takes a throwaway database from the same chain as the tests
-//! (`TENANCY_TEST_DATABASE_URL`, a Docker container, or the local server at
-//! 127.0.0.1:5432), and drops it at the end.
+//! It connects as your application would, to `DATABASE_URL`
+//! (`DATABASE_URL=postgres://postgres@127.0.0.1:5432/app cargo run --example
+//! quickstart`), creates the tenants there if they are missing and leaves
+//! them, so it can run again. With `DATABASE_URL` unset it needs nothing but
+//! a reachable PostgreSQL: a demo fallback (`shared/demo_fallback.rs`, not
+//! for your application) takes a throwaway database from the same chain as
+//! the tests (`TENANCY_TEST_DATABASE_URL`, a Docker container, or the local
+//! server at 127.0.0.1:5432) and drops it at the end.
 //!
 //! It defines two entities and their tenant migrations, creates the tenants
 //! `acme` and `globex`, writes and reads in each tenant's scope, shows that
@@ -14,15 +18,15 @@
 // Migrations take `&SchemaManager` as sea-orm-migration documents them.
 #![allow(elided_lifetimes_in_paths)]
 
+use std::env::VarError;
 use std::process::ExitCode;
 
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, Database, EntityTrait, PaginatorTrait,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectOptions, EntityTrait, PaginatorTrait,
     QueryFilter,
 };
 use sea_orm_migration::prelude::*;
 use tenancy::{MigrateAll, NewTenant, Tenant, TenantDb, TenantFleet, TenantId};
-use tenancy_testing::TestDatabase;
 
 /// A tenant's projects. No schema name: the tenant's search path picks it.
 mod project {
@@ -90,6 +94,10 @@ mod task {
 mod tenant_migrations;
 use tenant_migrations::TenantMigrator;
 
+/// Only for running without `DATABASE_URL`: see the file.
+#[path = "shared/demo_fallback.rs"]
+mod demo_fallback;
+
 /// Adds a project with its tasks in the tenant's scope; returns the project id.
 async fn add_project(
     db: &TenantDb,
@@ -134,20 +142,36 @@ async fn main() -> ExitCode {
 }
 
 async fn run() -> Result<(), Box<dyn std::error::Error>> {
-    let test_db = TestDatabase::create().await?;
-    println!(
-        "PostgreSQL: {} (throwaway database {})",
-        test_db.source(),
-        test_db.name()
-    );
-    let conn = Database::connect(test_db.connect_options()).await?;
+    // 0. One pool for every tenant, from the application's configuration.
+    // `tenancy::orm::connect` fails within 5 s with the server's host:port and
+    // the cause (`sea_orm::Database::connect` works too, but waits 30 s and
+    // then only says the pool timed out).
+    let (conn, throwaway) = match std::env::var("DATABASE_URL") {
+        Ok(url) => {
+            println!("connecting to DATABASE_URL");
+            let conn = tenancy::orm::connect(ConnectOptions::new(url))
+                .await
+                .map_err(|err| format!("{err} (check DATABASE_URL)"))?;
+            (conn, None)
+        }
+        Err(VarError::NotPresent) => {
+            let (conn, test_db) = demo_fallback::throwaway_database().await?;
+            (conn, Some(test_db))
+        }
+        Err(err @ VarError::NotUnicode(_)) => return Err(format!("DATABASE_URL: {err}").into()),
+    };
 
     // 1. The registry and two tenants: each gets a schema with every migration.
     let fleet = TenantFleet::<TenantMigrator>::new(conn.clone());
     fleet.install().await?;
     for (id, name) in [("acme", "Acme Corp"), ("globex", "Globex")] {
+        let id = TenantId::new(id)?;
+        if let Some(record) = fleet.get(&id).await? {
+            println!("tenant {id} exists (schema {})", record.schema);
+            continue;
+        }
         let record = fleet
-            .create(&TenantId::new(id)?, NewTenant::new().display_name(name))
+            .create(&id, NewTenant::new().display_name(name))
             .await?;
         println!("created tenant {} in schema {}", record.id, record.schema);
     }
@@ -206,9 +230,11 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let health = fleet.health().await?;
     print!("{health}");
 
-    // 5. Clean up: the throwaway database goes away.
+    // 5. Close the pool (and drop the demo fallback's throwaway database).
     conn.close().await?;
-    test_db.close().await?;
+    if let Some(test_db) = throwaway {
+        test_db.close().await?;
+    }
     println!("done");
     Ok(())
 }

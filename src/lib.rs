@@ -76,8 +76,7 @@
 
 pub use tenancy_core::{
     Error as NameError, MAX_IDENTIFIER_LEN, NameKind, RESERVED_KEYWORDS, RoleName, SchemaName,
-    SchemaNaming, SearchPath, SharedSchema, TableName, Tenant, TenantId, TenantScope,
-    TenantStatus,
+    SchemaNaming, SearchPath, SharedSchema, TableName, Tenant, TenantId, TenantScope, TenantStatus,
 };
 
 #[doc(inline)]

@@ -8,6 +8,7 @@ mod app;
 use serde_json::Value;
 use std::net::SocketAddr;
 use tenancy::TenantId;
+use tenancy_testing::TestDatabase;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -79,7 +80,8 @@ fn names(reply: &Reply) -> Vec<&str> {
 
 #[tokio::test]
 async fn tenants_are_isolated_over_http() {
-    let demo = app::setup().await.unwrap();
+    let test_db = TestDatabase::create().await.unwrap();
+    let demo = app::setup(test_db.connect().await.unwrap()).await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let server = tokio::spawn(axum::serve(listener, app::router(demo.db.clone())).into_future());
@@ -204,5 +206,5 @@ async fn tenants_are_isolated_over_http() {
     server.abort();
     let _ = server.await;
     demo.conn.close().await.unwrap();
-    demo.test_db.close().await.unwrap();
+    test_db.close().await.unwrap();
 }

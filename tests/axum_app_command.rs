@@ -15,6 +15,8 @@ use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
+use sea_orm::ConnectionTrait;
+
 /// The example binary. `cargo test` builds examples next to `deps/`, where
 /// this test runs from; when it was built alone (`--test axum_app_command`),
 /// build it.
@@ -121,18 +123,24 @@ fn request(port: u16, method: &str, body: Option<&str>) -> (u16, String) {
     (status, body)
 }
 
-#[test]
-fn the_axum_app_example_serves_and_shuts_down_on_ctrl_c() {
+/// Starts the example on a free port, with `DATABASE_URL` set to `url` or
+/// unset, and waits until it listens.
+fn start(url: Option<&str>) -> (Server, u16) {
     let port = free_port();
+    let mut command = Command::new(axum_app());
+    match url {
+        Some(url) => command.env("DATABASE_URL", url),
+        None => command.env_remove("DATABASE_URL"),
+    };
     let mut server = Server(Some(
-        Command::new(axum_app())
+        command
             .env("PORT", port.to_string())
             .stdin(Stdio::null())
             .spawn()
             .unwrap(),
     ));
 
-    // It first creates a throwaway database, then listens.
+    // It first connects and creates its tenants where missing, then listens.
     let deadline = Instant::now() + Duration::from_secs(30);
     while TcpStream::connect(("127.0.0.1", port)).is_err() {
         if let Some(status) = server.child().try_wait().unwrap() {
@@ -144,7 +152,13 @@ fn the_axum_app_example_serves_and_shuts_down_on_ctrl_c() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
+    (server, port)
+}
 
+#[test]
+fn the_axum_app_example_serves_and_shuts_down_on_ctrl_c() {
+    // Without DATABASE_URL: the demo fallback, a throwaway database.
+    let (server, port) = start(None);
     let (status, body) = request(port, "POST", Some(r#"{"name":"Rocket skates"}"#));
     assert_eq!(status, 201, "{body}");
     let (status, body) = request(port, "GET", None);
@@ -153,4 +167,32 @@ fn the_axum_app_example_serves_and_shuts_down_on_ctrl_c() {
 
     let status = server.interrupt();
     assert!(status.success(), "axum_app exited with {status}");
+}
+
+#[tokio::test]
+async fn the_axum_app_example_serves_the_database_named_by_database_url() {
+    let test_db = tenancy_testing::TestDatabase::create().await.unwrap();
+    for run in 1..=2 {
+        // The second run finds its tenants there and serves them again.
+        let (server, port) = start(Some(test_db.url()));
+        let (status, body) = request(port, "POST", Some(r#"{"name":"Rocket skates"}"#));
+        assert_eq!(status, 201, "run {run}: {body}");
+        let status = server.interrupt();
+        assert!(status.success(), "run {run}: axum_app exited with {status}");
+    }
+    let conn = test_db.connect().await.unwrap();
+    let rows = conn
+        .query_all_raw(sea_orm::Statement::from_string(
+            sea_orm::DbBackend::Postgres,
+            "SELECT name FROM tenant_acme.project ORDER BY id",
+        ))
+        .await
+        .unwrap();
+    let names: Vec<String> = rows
+        .iter()
+        .map(|row| row.try_get_by_index(0).unwrap())
+        .collect();
+    assert_eq!(names, ["Rocket skates", "Rocket skates"]);
+    conn.close().await.unwrap();
+    test_db.close().await.unwrap();
 }
