@@ -58,7 +58,7 @@ pub async fn create_tenants(
     conn.execute_unprepared(&format!(
         "CREATE TABLE public.items {table};
          CREATE TABLE public.tenants (tenant_id text PRIMARY KEY, \
-             schema_name text NOT NULL UNIQUE, status text NOT NULL)"
+             schema_name text NOT NULL UNIQUE, status text NOT NULL, display_name text NOT NULL DEFAULT '', domain text UNIQUE)"
     ))
     .await?;
     let mut tenants = Vec::with_capacity(count);

@@ -48,7 +48,7 @@
 //! # let test_db = tenancy_testing::TestDatabase::create().await?;
 //! # let conn = test_db.connect().await?;
 //! # conn.execute_unprepared(
-//! #     "CREATE TABLE tenants (tenant_id text PRIMARY KEY, schema_name text NOT NULL UNIQUE, status text NOT NULL);
+//! #     "CREATE TABLE tenants (tenant_id text PRIMARY KEY, schema_name text NOT NULL UNIQUE, status text NOT NULL, display_name text NOT NULL DEFAULT '', domain text UNIQUE);
 //! #      INSERT INTO tenants VALUES ('acme', 'tenant_acme', 'active');
 //! #      CREATE SCHEMA tenant_acme; CREATE TABLE tenant_acme.note (body text)",
 //! # ).await?;

@@ -32,7 +32,7 @@ use tower::ServiceExt as _;
 /// that fell through the search path would land there.
 const SETUP: &str = "
     CREATE TABLE public.tenants (tenant_id text PRIMARY KEY, schema_name text NOT NULL UNIQUE,
-                                 status text NOT NULL);
+                                 status text NOT NULL, display_name text NOT NULL DEFAULT '', domain text UNIQUE);
     INSERT INTO public.tenants VALUES
         ('acme', 'tenant_acme', 'active'), ('globex', 'tenant_globex', 'active'),
         ('initech', 'tenant_initech', 'suspended'), ('hooli', 'tenant_hooli', 'deleted'),

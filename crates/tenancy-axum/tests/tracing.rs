@@ -72,7 +72,7 @@ async fn the_tenant_is_on_the_span_and_hidden_causes_are_logged() {
     let conn = test_db.connect().await.unwrap();
     conn.execute_unprepared(
         "CREATE TABLE tenants (tenant_id text PRIMARY KEY, schema_name text NOT NULL UNIQUE,
-                               status text NOT NULL);
+                               status text NOT NULL, display_name text NOT NULL DEFAULT '', domain text UNIQUE);
          INSERT INTO tenants VALUES ('acme', 'tenant_acme', 'active');
          CREATE SCHEMA tenant_acme",
     )

@@ -24,6 +24,9 @@
 //! - [`resolve`]: finding the tenant in a request (subdomain, path prefix,
 //!   header, verified claim, or a chain of these) from plain strings, with no
 //!   HTTP framework dependency.
+//! - [`registry`]: the tenant registry's contract (table, columns, row type
+//!   and its validation, change notifications), shared by the crate that
+//!   reads the registry and the one that writes it.
 //!
 //! ```
 //! use tenancy_core::{SchemaNaming, TenantId, Tenant, TenantScope};
@@ -39,8 +42,9 @@
 //! ```
 //!
 //! # Features
-//! - `serde`: `Serialize`/`Deserialize` for [`TenantId`], [`SchemaName`] and
-//!   [`SharedSchema`]; deserializing validates, so an invalid name in a config
+//! - `serde`: `Serialize`/`Deserialize` for [`TenantId`], [`SchemaName`],
+//!   [`SharedSchema`] and [`TenantStatus`], `Serialize` for
+//!   [`registry::TenantRecord`] and [`registry::CorruptRecord`]; deserializing validates, so an invalid name in a config
 //!   file is an error, not a value.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
@@ -50,6 +54,7 @@ mod keywords;
 mod names;
 mod naming;
 mod newtype;
+pub mod registry;
 pub mod resolve;
 mod schema;
 mod scope;

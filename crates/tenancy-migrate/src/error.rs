@@ -242,15 +242,11 @@ pub enum Error {
     },
 
     /// The registry holds a row that does not validate.
-    #[error(
-        "the registry row of tenant {tenant:?} is unusable: {reason}; nothing was changed: fix \
-         or remove the row in the registry table by hand"
-    )]
+    #[error("{record}; nothing was changed: fix or remove the row in the registry table by hand")]
     CorruptRegistry {
-        /// The tenant id as stored.
-        tenant: String,
-        /// What is wrong with it.
-        reason: String,
+        /// The row as stored, and what is wrong with it (the same type
+        /// fleet-wide calls list and the SeaORM layer reports).
+        record: crate::CorruptRecord,
     },
 
     /// Reverting a migration of this tenant failed; the tenant's transaction

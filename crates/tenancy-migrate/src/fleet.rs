@@ -6,7 +6,7 @@ use std::marker::PhantomData;
 use sea_orm::DatabaseConnection;
 use sea_orm_migration::MigratorTrait;
 use tenancy_core::{SchemaNaming, SharedSchema};
-use tenancy_sea_orm::RegistryConfig;
+use tenancy_sea_orm::{RegistryConfig, TenantRegistry};
 
 use crate::Error;
 use crate::pooler::DirectCheck;
@@ -43,7 +43,9 @@ impl FleetConfig {
     /// few enough not to crowd a small database server's cores and locks.
     pub const DEFAULT_CONCURRENCY: usize = 4;
 
-    /// The registry table (and its read cache) to use.
+    /// The registry table (and its read cache) to use. To share an
+    /// application's registry cache, so lifecycle calls invalidate it, use
+    /// [`TenantFleet::with_registry`] instead: it takes the table from there.
     ///
     /// ```
     /// use tenancy_migrate::FleetConfig;
@@ -169,6 +171,9 @@ impl FleetConfig {
 pub struct TenantFleet<M> {
     pub(crate) conn: DatabaseConnection,
     pub(crate) config: FleetConfig,
+    /// Invalidated after each lifecycle change commits; the application's own
+    /// when given with `with_registry`.
+    pub(crate) registry: TenantRegistry,
     migrator: PhantomData<fn() -> M>,
     /// Fleet operations refuse a transaction-mode pooler (see `pooler`).
     direct: DirectCheck,
@@ -209,11 +214,68 @@ impl<M: MigratorTrait> TenantFleet<M> {
     #[must_use]
     pub fn with_config(conn: DatabaseConnection, config: FleetConfig) -> Self {
         Self {
+            registry: TenantRegistry::with_config(conn.clone(), config.registry().clone()),
             conn,
             config,
             migrator: PhantomData,
             direct: DirectCheck::default(),
         }
+    }
+
+    /// Shares `registry`'s cache (typically the one of the application's
+    /// `TenantDb`, [`TenantDb::registry`](tenancy_sea_orm::TenantDb::registry)):
+    /// every lifecycle call then forgets the tenant's cached row once its
+    /// change has committed, so a suspension is refused by the very next
+    /// lookup in this process. The fleet also takes the registry's table
+    /// from it, so the two cannot disagree about where the registry is.
+    ///
+    /// Other processes learn of the change through the `NOTIFY` every
+    /// lifecycle call sends (see [`TenantRegistry::listen`]).
+    ///
+    /// ```
+    /// use tenancy_migrate::{NewTenant, TenantFleet};
+    /// use tenancy_sea_orm::{Error, TenantDb};
+    /// # use sea_orm_migration::{MigrationTrait, MigratorTrait};
+    /// # struct TenantMigrator;
+    /// # impl MigratorTrait for TenantMigrator {
+    /// #     fn migrations() -> Vec<Box<dyn MigrationTrait>> { Vec::new() }
+    /// # }
+    ///
+    /// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let test_db = tenancy_testing::TestDatabase::create().await?;
+    /// # let conn = test_db.connect().await?;
+    /// let db = TenantDb::new(conn.clone())?;
+    /// let fleet = TenantFleet::<TenantMigrator>::new(conn.clone()).with_registry(db.registry().clone());
+    /// # fleet.install().await?;
+    /// let acme = "acme".parse()?;
+    /// fleet.create(&acme, NewTenant::new()).await?;
+    /// db.resolve(&acme).await?; // cached
+    ///
+    /// fleet.suspend(&acme).await?;
+    /// assert!(matches!(db.resolve(&acme).await, Err(Error::Inaccessible { .. })));
+    /// # conn.close().await?;
+    /// # test_db.close().await?;
+    /// # Ok(()) }
+    /// ```
+    #[must_use]
+    pub fn with_registry(mut self, registry: TenantRegistry) -> Self {
+        self.config = self.config.with_registry(registry.config().clone());
+        self.registry = registry;
+        self
+    }
+
+    /// The registry cache lifecycle calls invalidate (see
+    /// [`with_registry`](Self::with_registry)).
+    ///
+    /// ```
+    /// # fn demo<M: sea_orm_migration::MigratorTrait>(fleet: tenancy_migrate::TenantFleet<M>) {
+    /// let db = tenancy_sea_orm::TenantDb::new(fleet.connection().clone())
+    ///     .map(|db| db.with_registry(fleet.registry().clone()));
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn registry(&self) -> &TenantRegistry {
+        &self.registry
     }
 
     /// The connection the fleet works on.
@@ -252,6 +314,7 @@ impl<M> Clone for TenantFleet<M> {
         Self {
             conn: self.conn.clone(),
             config: self.config.clone(),
+            registry: self.registry.clone(),
             migrator: PhantomData,
             direct: self.direct.clone(),
         }

@@ -4,18 +4,26 @@
 //!
 //! # The registry read cache
 //!
-//! These calls write the registry table; they cannot reach the read cache of
-//! a [`TenantRegistry`](tenancy_sea_orm::TenantRegistry) (the one inside
-//! every `TenantDb`). That cache keeps registered tenants for
+//! Every `TenantDb` resolves tenants through a cached
+//! [`TenantRegistry`](tenancy_sea_orm::TenantRegistry). These calls reach
+//! that cache two ways, once their change has committed:
+//!
+//! - in this process, a fleet built with
+//!   [`TenantFleet::with_registry`](crate::TenantFleet::with_registry)`(db.registry().clone())`
+//!   forgets the tenant's cached row itself, so the next lookup sees the
+//!   change;
+//! - in other processes, each call sends `NOTIFY` on
+//!   [`NOTIFY_CHANNEL`](tenancy_core::registry::NOTIFY_CHANNEL) with the
+//!   tenant id, inside its transaction (delivered only if it commits); a
+//!   registry that [listens](tenancy_sea_orm::TenantRegistry::listen) on a
+//!   direct connection forgets the row as soon as it arrives.
+//!
+//! Without either, the cache keeps registered tenants for
 //! [`RegistryConfig::ttl`](tenancy_sea_orm::RegistryConfig::ttl) (30 s by
 //! default) and unknown ids for
 //! [`RegistryConfig::negative_ttl`](tenancy_sea_orm::RegistryConfig::negative_ttl)
-//! (2 s). So, in another process, a tenant created a moment ago may still be
-//! reported unknown for up to 2 s, and a suspension or deletion takes up to
-//! 30 s to refuse access. In the process that made the change, call
-//! `db.registry().invalidate(&id)` after the call returns and the change
-//! takes effect at once. A hard-dropped schema is refused by every process's
-//! next transaction (each checks its schema in its opening message).
+//! (2 s). A hard-dropped schema is refused by every process's next
+//! transaction regardless (each checks its schema in its opening message).
 
 mod create;
 mod drop;

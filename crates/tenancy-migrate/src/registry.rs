@@ -1,12 +1,17 @@
 //! The registry table's write side: created and upgraded by the library's own
 //! migrations, listed as [`TenantRecord`]s.
-
-use std::fmt;
+//!
+//! The contract itself (columns, row type, validation, the change channel)
+//! is [`tenancy_core::registry`]'s, and rows are read with
+//! [`tenancy_sea_orm::read_record`], the same function the SeaORM layer's
+//! lookups use: a row means the same to both, and an unusable one is the
+//! same [`CorruptRecord`].
 
 use sea_orm::{ConnectionTrait, DbBackend, QueryResult, Statement};
 use sea_orm_migration::MigratorTrait;
-use tenancy_core::{SchemaName, TableName, TenantId, TenantStatus};
-use tenancy_sea_orm::RegistryConfig;
+pub use tenancy_core::registry::{CorruptRecord, TenantRecord};
+use tenancy_core::{TableName, TenantStatus};
+use tenancy_sea_orm::{RegistryConfig, read_record};
 
 use crate::pg::begin_read_committed;
 use crate::{Error, TenantFleet};
@@ -49,34 +54,7 @@ fn create_registry(config: &RegistryConfig) -> Result<String, Error> {
 }
 
 /// The registry columns a [`TenantRecord`] is read from.
-pub(crate) const RECORD_COLUMNS: &str = "tenant_id, schema_name, display_name, domain, status";
-
-/// One registered tenant, as the registry holds it.
-///
-/// ```
-/// fn describe(record: &tenancy_migrate::TenantRecord) -> String {
-///     format!("{} ({}) in {}: {}", record.id, record.display_name, record.schema, record.status)
-/// }
-/// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize))]
-#[non_exhaustive]
-pub struct TenantRecord {
-    /// The tenant's id.
-    pub id: TenantId,
-    /// Its schema.
-    pub schema: SchemaName,
-    /// Its display name (may be empty).
-    pub display_name: String,
-    /// Its domain or subdomain, if any.
-    pub domain: Option<String>,
-    /// Its lifecycle status.
-    #[cfg_attr(
-        feature = "serde",
-        serde(serialize_with = "crate::serde_support::display")
-    )]
-    pub status: TenantStatus,
-}
+pub(crate) const RECORD_COLUMNS: &str = tenancy_core::registry::columns::SELECT_LIST;
 
 /// Which tenants [`TenantFleet::list`] returns.
 ///
@@ -97,67 +75,15 @@ pub enum StatusFilter {
     Only(TenantStatus),
 }
 
-/// A registry row that does not validate (written by hand: an invalid
-/// tenant id or schema name, an unknown status, a NULL where a value is
-/// needed). Fleet-wide calls report it as its tenant's problem and go on
-/// with the others; calls on that one tenant fail with
-/// [`Error::CorruptRegistry`] and change nothing.
-///
-/// The raw values are as stored: escape them before printing
-/// ([`Display`](fmt::Display) does).
-///
-/// ```
-/// fn alert(bad: &tenancy_migrate::CorruptRecord) {
-///     eprintln!("{bad}"); // the tenant id quoted and escaped, and what is wrong
-/// }
-/// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize))]
-#[non_exhaustive]
-pub struct CorruptRecord {
-    /// The tenant id as stored (empty when it is NULL).
-    pub tenant: String,
-    /// The schema name as stored, if it is text.
-    pub schema: Option<String>,
-    /// The status as stored, if it is text.
-    pub status: Option<String>,
-    /// What is wrong with the row.
-    pub reason: String,
+/// The error for a call on one tenant whose row does not validate.
+pub(crate) fn corrupt_error(record: CorruptRecord) -> Error {
+    Error::CorruptRegistry { record }
 }
 
-impl CorruptRecord {
-    pub(crate) fn into_error(self) -> Error {
-        Error::CorruptRegistry {
-            tenant: self.tenant,
-            reason: self.reason,
-        }
-    }
-
-    /// Logged wherever a fleet-wide call meets the row, so that it reaches
-    /// error trackers even when the caller only looks at a summary.
-    pub(crate) fn log(&self) {
-        tracing::error!(tenant = ?self.tenant, reason = %self.reason, "{self}");
-    }
-
-    /// Whether a fleet run restricted to `wanted` statuses covers this row:
-    /// unless its status reads as one outside them (an unreadable status is
-    /// no reason to leave a tenant out).
-    pub(crate) fn in_run(&self, wanted: impl Fn(TenantStatus) -> bool) -> bool {
-        self.status
-            .as_deref()
-            .and_then(|s| s.parse::<TenantStatus>().ok())
-            .is_none_or(wanted)
-    }
-}
-
-impl fmt::Display for CorruptRecord {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "the registry row of tenant {:?} is unusable: {}",
-            self.tenant, self.reason
-        )
-    }
+/// Logged wherever a fleet-wide call meets an unusable row, so that it
+/// reaches error trackers even when the caller only looks at a summary.
+pub(crate) fn log_corrupt(record: &CorruptRecord) {
+    tracing::error!(tenant = ?record.tenant, reason = %record.reason, "{record}");
 }
 
 /// What [`TenantFleet::list`] found: the tenants, and the registry rows that
@@ -318,37 +244,7 @@ impl<M: MigratorTrait> TenantFleet<M> {
 /// Reads one registry row, validating every name again: the table may have
 /// been written by hand.
 pub(crate) fn record_from_row(row: &QueryResult) -> Result<TenantRecord, Error> {
-    read_row(row).map_err(CorruptRecord::into_error)
-}
-
-/// Reads one registry row into a record, or into what is wrong with it.
-pub(crate) fn read_row(row: &QueryResult) -> Result<TenantRecord, CorruptRecord> {
-    let raw = |column: &str| row.try_get::<Option<String>>("", column).ok().flatten();
-    let corrupt = |reason: String| CorruptRecord {
-        tenant: raw("tenant_id").unwrap_or_default(),
-        schema: raw("schema_name"),
-        status: raw("status"),
-        reason,
-    };
-    let text = |column: &str| {
-        row.try_get::<String>("", column)
-            .map_err(|e| corrupt(format!("column {column}: {e}")))
-    };
-    let id = TenantId::new(&text("tenant_id")?).map_err(|e| corrupt(e.to_string()))?;
-    let schema = SchemaName::new(&text("schema_name")?).map_err(|e| corrupt(e.to_string()))?;
-    let status = text("status")?
-        .parse::<TenantStatus>()
-        .map_err(|e| corrupt(e.to_string()))?;
-    let domain = row
-        .try_get::<Option<String>>("", "domain")
-        .map_err(|e| corrupt(format!("column domain: {e}")))?;
-    Ok(TenantRecord {
-        id,
-        schema,
-        display_name: text("display_name")?,
-        domain,
-        status,
-    })
+    read_record(row).map_err(corrupt_error)
 }
 
 /// Reads one registry row of a fleet-wide call: a row that does not
@@ -357,10 +253,10 @@ pub(crate) fn read_or_set_aside(
     row: &QueryResult,
     corrupt: &mut Vec<CorruptRecord>,
 ) -> Option<TenantRecord> {
-    match read_row(row) {
+    match read_record(row) {
         Ok(record) => Some(record),
         Err(bad) => {
-            bad.log();
+            log_corrupt(&bad);
             corrupt.push(bad);
             None
         }

@@ -168,24 +168,8 @@ pub async fn connect(mut options: ConnectOptions) -> Result<DatabaseConnection, 
     let pg: PgConnectOptions = options.get_url().parse().map_err(|e: sqlx::Error| {
         ConnectError::new(None, ConnectCause::InvalidUrl(e.to_string()))
     })?;
-    let endpoint = endpoint(&pg);
-    let fail = |cause| ConnectError::new(Some(endpoint.clone()), cause);
-    if pg.get_socket().is_none() && !pg.get_host().starts_with('/') {
-        let lookup = tokio::net::lookup_host((pg.get_host(), pg.get_port()));
-        match tokio::time::timeout(timeout, lookup).await {
-            Err(_) => return Err(fail(ConnectCause::Timeout(timeout))),
-            Ok(Err(e)) => return Err(fail(ConnectCause::UnknownHost(e.to_string()))),
-            Ok(Ok(_)) => {}
-        }
-    }
-    match tokio::time::timeout(timeout, PgConnection::connect_with(&pg)).await {
-        Err(_) => return Err(fail(ConnectCause::Timeout(timeout))),
-        Ok(Err(e)) => return Err(fail(cause_of(&e, timeout))),
-        Ok(Ok(probe)) => {
-            // Closing politely spares the server a "connection reset" log line.
-            let _ = probe.close().await;
-        }
-    }
+    probe(&pg, timeout).await?;
+    let fail = |cause| ConnectError::new(Some(endpoint(&pg)), cause);
     Database::connect(options).await.map_err(|e| {
         fail(match &e {
             DbErr::Conn(RuntimeErr::SqlxError(sqlx)) => cause_of(sqlx, timeout),
@@ -194,8 +178,32 @@ pub async fn connect(mut options: ConnectOptions) -> Result<DatabaseConnection, 
     })
 }
 
+/// Opens and closes one connection, so that a refused connection, an unknown
+/// host or a wrong password fails at once, instead of after sqlx's pool has
+/// retried it until its acquire timeout.
+pub(crate) async fn probe(pg: &PgConnectOptions, timeout: Duration) -> Result<(), ConnectError> {
+    let fail = |cause| ConnectError::new(Some(endpoint(pg)), cause);
+    if pg.get_socket().is_none() && !pg.get_host().starts_with('/') {
+        let lookup = tokio::net::lookup_host((pg.get_host(), pg.get_port()));
+        match tokio::time::timeout(timeout, lookup).await {
+            Err(_) => return Err(fail(ConnectCause::Timeout(timeout))),
+            Ok(Err(e)) => return Err(fail(ConnectCause::UnknownHost(e.to_string()))),
+            Ok(Ok(_)) => {}
+        }
+    }
+    match tokio::time::timeout(timeout, PgConnection::connect_with(pg)).await {
+        Err(_) => Err(fail(ConnectCause::Timeout(timeout))),
+        Ok(Err(e)) => Err(fail(cause_of(&e, timeout))),
+        Ok(Ok(probe)) => {
+            // Closing politely spares the server a "connection reset" log line.
+            let _ = probe.close().await;
+            Ok(())
+        }
+    }
+}
+
 /// `host:port`, or the socket directory and port.
-fn endpoint(pg: &PgConnectOptions) -> String {
+pub(crate) fn endpoint(pg: &PgConnectOptions) -> String {
     match pg.get_socket() {
         Some(socket) => format!("{}:{}", socket.display(), pg.get_port()),
         None if pg.get_host().contains(':') => format!("[{}]:{}", pg.get_host(), pg.get_port()),
@@ -203,7 +211,7 @@ fn endpoint(pg: &PgConnectOptions) -> String {
     }
 }
 
-fn cause_of(err: &sqlx::Error, timeout: Duration) -> ConnectCause {
+pub(crate) fn cause_of(err: &sqlx::Error, timeout: Duration) -> ConnectCause {
     match err {
         sqlx::Error::Io(io) if io.kind() == std::io::ErrorKind::ConnectionRefused => {
             ConnectCause::Refused

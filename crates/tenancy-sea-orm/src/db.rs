@@ -540,7 +540,7 @@ impl TenantDb {
     /// # let db = tenancy_sea_orm::TenantDb::new(conn.clone())?;
     /// # let acme = tenancy_core::Tenant::from_id("acme".parse()?)?;
     /// # conn.execute_unprepared(
-    /// #     "CREATE TABLE tenants (tenant_id text PRIMARY KEY, schema_name text NOT NULL UNIQUE, status text NOT NULL);
+    /// #     "CREATE TABLE tenants (tenant_id text PRIMARY KEY, schema_name text NOT NULL UNIQUE, status text NOT NULL, display_name text NOT NULL DEFAULT '', domain text UNIQUE);
     /// #      INSERT INTO tenants VALUES ('acme', 'tenant_acme', 'active')",
     /// # ).await?;
     /// let acme = db.resolve(&"acme".parse()?).await?;
@@ -569,7 +569,7 @@ impl TenantDb {
     /// # let db = tenancy_sea_orm::TenantDb::new(conn.clone())?;
     /// # let acme = tenancy_core::Tenant::from_id("acme".parse()?)?;
     /// # conn.execute_unprepared(
-    /// #     "CREATE TABLE tenants (tenant_id text PRIMARY KEY, schema_name text NOT NULL UNIQUE, status text NOT NULL);
+    /// #     "CREATE TABLE tenants (tenant_id text PRIMARY KEY, schema_name text NOT NULL UNIQUE, status text NOT NULL, display_name text NOT NULL DEFAULT '', domain text UNIQUE);
     /// #      INSERT INTO tenants VALUES ('acme', 'tenant_acme', 'active')",
     /// # ).await?;
     /// let txn = db.begin_registered(&"acme".parse()?).await?;
@@ -599,7 +599,7 @@ impl TenantDb {
     /// # let db = tenancy_sea_orm::TenantDb::new(conn.clone())?;
     /// # let acme = tenancy_core::Tenant::from_id("acme".parse()?)?;
     /// # conn.execute_unprepared(
-    /// #     "CREATE TABLE tenants (tenant_id text PRIMARY KEY, schema_name text NOT NULL UNIQUE, status text NOT NULL);
+    /// #     "CREATE TABLE tenants (tenant_id text PRIMARY KEY, schema_name text NOT NULL UNIQUE, status text NOT NULL, display_name text NOT NULL DEFAULT '', domain text UNIQUE);
     /// #      INSERT INTO tenants VALUES ('acme', 'tenant_acme', 'active')",
     /// # ).await?;
     /// db.transaction_registered::<_, _, DbErr>(&"acme".parse()?, async |txn| {

@@ -1,6 +1,7 @@
 use std::fmt;
 
 use sea_orm::DbErr;
+use tenancy_core::registry::CorruptRecord;
 use tenancy_core::{SchemaName, TenantId, TenantScope, TenantStatus};
 
 use crate::carried;
@@ -238,7 +239,7 @@ pub enum Error {
         status: TenantStatus,
     },
 
-    /// The registry could not be read, or holds a row we cannot use.
+    /// The registry could not be read.
     #[error("cannot look up tenant {tenant} in the registry: {reason}")]
     Registry {
         /// The tenant id looked up.
@@ -248,6 +249,17 @@ pub enum Error {
         /// The underlying error, when the database raised one.
         #[source]
         source: Option<DbErr>,
+    },
+
+    /// The tenant's registry row does not validate (written by hand: an
+    /// invalid schema name, an unknown status, a NULL). Access is refused
+    /// until the row is fixed.
+    #[error("cannot use tenant {tenant}: {record}; fix or remove the row in the registry table")]
+    CorruptRegistry {
+        /// The tenant id looked up.
+        tenant: TenantId,
+        /// The row as stored, and what is wrong with it.
+        record: CorruptRecord,
     },
 }
 
@@ -275,7 +287,8 @@ impl Error {
             | Self::Rollback { scope, .. } => scope.tenant.as_ref(),
             Self::UnknownTenant { tenant }
             | Self::Inaccessible { tenant, .. }
-            | Self::Registry { tenant, .. } => Some(tenant),
+            | Self::Registry { tenant, .. }
+            | Self::CorruptRegistry { tenant, .. } => Some(tenant),
         }
     }
 }

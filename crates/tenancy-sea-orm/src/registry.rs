@@ -3,36 +3,46 @@
 //!
 //! # The contract
 //!
-//! The registry is one table in a shared schema, `"public"."tenants"` by
-//! default ([`RegistryConfig::with_table`] moves it). This module only reads
-//! it; `tenancy-migrate` creates it and writes it. The read side relies on
-//! these columns and nothing else, so other columns (display names, plans,
-//! timestamps) may be added freely:
+//! The registry's table, columns, row type and validation are defined once,
+//! in [`tenancy_core::registry`], for this crate (which reads the table) and
+//! `tenancy-migrate` (which creates and writes it). By default the table is
+//! `"public"."tenants"` ([`RegistryConfig::with_table`] moves it).
 //!
-//! | column        | type                   | holds                                   |
-//! |---------------|------------------------|-----------------------------------------|
-//! | `tenant_id`   | `text PRIMARY KEY`     | a [`TenantId`]                          |
-//! | `schema_name` | `text NOT NULL UNIQUE` | a [`SchemaName`]                        |
-//! | `status`      | `text NOT NULL`        | one of [`TenantStatus::as_str`]'s values |
+//! A lookup is one statement, `SELECT tenant_id, schema_name, display_name,
+//! domain, status FROM <table> WHERE tenant_id = $1`. The tenant id is always
+//! a bound parameter; the table name reaches the SQL only through
+//! [`TableName::qualified`], so nothing a request carries is ever spliced
+//! into SQL. Values read back are validated again
+//! ([`TenantRecord::from_columns`]): a row written by hand with a schema name
+//! like `public` is reported as [`Error::CorruptRegistry`] naming the column
+//! and the value, never used.
 //!
-//! A lookup is one statement, `SELECT schema_name, status FROM <table> WHERE
-//! tenant_id = $1`. The tenant id is always a bound parameter; the table name
-//! reaches the SQL only through [`TableName::qualified`], so nothing a request
-//! carries is ever spliced into SQL. Values read back are validated again
-//! ([`SchemaName::new`], [`TenantStatus`]'s `FromStr`): a row written by hand
-//! with a schema name like `public` is reported as [`Error::Registry`] naming
-//! the column and the value, never used.
-//!
-//! # Caching
+//! # Caching, and how changes reach it
 //!
 //! Resolving a tenant happens on every request, so [`TenantRegistry`] keeps the
 //! rows it has read in a bounded in-memory cache (`moka`) for
-//! [`RegistryConfig::ttl`] (30 s by default). The TTL is what bounds
-//! staleness: a suspension (or reactivation) written by *another* process is
-//! seen here within `ttl`. Lifecycle calls made through this process call
-//! [`TenantRegistry::invalidate`] after their write commits, so for them the
-//! change takes effect at once. Database errors and unusable rows are never
-//! cached; the next call asks again.
+//! [`RegistryConfig::ttl`] (30 s by default). A change to a tenant's row
+//! reaches the cache in one of three ways:
+//!
+//! - **In this process**: `tenancy-migrate`'s lifecycle calls (create, adopt,
+//!   suspend, resume, rename, re-domain, drop) made through a `TenantFleet`
+//!   that shares this registry (`TenantFleet::with_registry`) call
+//!   [`TenantRegistry::invalidate`] once their change has committed: the next
+//!   lookup sees it.
+//! - **In other processes, at once**: every lifecycle call sends `NOTIFY` on
+//!   [`NOTIFY_CHANNEL`](tenancy_core::registry::NOTIFY_CHANNEL) inside its
+//!   transaction. [`TenantRegistry::listen`] keeps a connection that listens
+//!   and invalidates the tenant named by each notification, typically well
+//!   under a second after the commit. It needs a *direct* connection: a
+//!   transaction-mode pooler (PgBouncer) cannot carry `LISTEN`.
+//! - **Otherwise, within the TTL**: without a listener, while it is
+//!   reconnecting, or for a row changed by hand (no `NOTIFY`), a cached row
+//!   is read again once `ttl` has passed. When the listener reconnects it
+//!   forgets every cached row, since notifications sent while it was away are
+//!   lost.
+//!
+//! Database errors and unusable rows are never cached; the next call asks
+//! again.
 //!
 //! # The negative cache
 //!
@@ -54,8 +64,9 @@ use std::time::{Duration, Instant};
 
 use moka::Expiry;
 use moka::sync::Cache;
-use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, DbErr, QueryResult, Statement};
-use tenancy_core::{SchemaName, SharedSchema, TableName, Tenant, TenantId, TenantStatus};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, QueryResult, Statement};
+use tenancy_core::registry::{CorruptRecord, RegistryTable, TenantRecord, columns};
+use tenancy_core::{SharedSchema, TableName, Tenant, TenantId};
 
 use crate::Error;
 use crate::connection::{Statements, query_one_unnamed};
@@ -82,8 +93,7 @@ use crate::display_db_err;
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RegistryConfig {
-    schema: SharedSchema,
-    table: TableName,
+    location: RegistryTable,
     ttl: Duration,
     negative_ttl: Duration,
     capacity: u64,
@@ -92,8 +102,7 @@ pub struct RegistryConfig {
 impl Default for RegistryConfig {
     fn default() -> Self {
         Self {
-            schema: SharedSchema::public(),
-            table: TableName::tenants(),
+            location: RegistryTable::default(),
             ttl: Duration::from_secs(30),
             negative_ttl: Duration::from_secs(2),
             capacity: 10_000,
@@ -113,11 +122,30 @@ impl RegistryConfig {
     /// ```
     #[must_use]
     pub fn with_table(self, schema: SharedSchema, table: TableName) -> Self {
-        Self {
-            schema,
-            table,
-            ..self
-        }
+        self.with_location(RegistryTable::new(schema, table))
+    }
+
+    /// Reads the registry from `location` (see [`with_table`](Self::with_table)).
+    ///
+    /// ```
+    /// use tenancy_core::registry::RegistryTable;
+    /// let config = tenancy_sea_orm::RegistryConfig::default().with_location(RegistryTable::default());
+    /// assert_eq!(config.location(), &RegistryTable::default());
+    /// ```
+    #[must_use]
+    pub fn with_location(self, location: RegistryTable) -> Self {
+        Self { location, ..self }
+    }
+
+    /// Where the registry table is.
+    ///
+    /// ```
+    /// let config = tenancy_sea_orm::RegistryConfig::default();
+    /// assert_eq!(config.location().qualified(), r#""public"."tenants""#);
+    /// ```
+    #[must_use]
+    pub fn location(&self) -> &RegistryTable {
+        &self.location
     }
 
     /// How long a registered tenant's row is cached: the longest a change
@@ -169,7 +197,7 @@ impl RegistryConfig {
     /// ```
     #[must_use]
     pub fn schema(&self) -> &SharedSchema {
-        &self.schema
+        self.location.schema()
     }
 
     /// The registry table's name.
@@ -179,7 +207,7 @@ impl RegistryConfig {
     /// ```
     #[must_use]
     pub fn table(&self) -> &TableName {
-        &self.table
+        self.location.table()
     }
 
     /// The registry table as it appears in SQL: `"schema"."table"`.
@@ -192,7 +220,7 @@ impl RegistryConfig {
     /// ```
     #[must_use]
     pub fn qualified_table(&self) -> String {
-        self.table.qualified(&self.schema)
+        self.location.qualified()
     }
 
     /// How long a registered tenant's row is cached.
@@ -229,7 +257,7 @@ impl RegistryConfig {
 
     /// How long `entry` may be cached: `ttl` for a registered tenant,
     /// `negative_ttl` for an unknown one.
-    fn ttl_for(&self, entry: Option<&RegistryEntry>) -> Duration {
+    fn ttl_for(&self, entry: Option<&TenantRecord>) -> Duration {
         if entry.is_some() {
             self.ttl
         } else {
@@ -238,39 +266,15 @@ impl RegistryConfig {
     }
 }
 
-/// One registry row, validated: a tenant id, its schema and its status,
-/// whatever that status is.
-///
-/// ```
-/// use tenancy_core::TenantStatus;
-/// use tenancy_sea_orm::RegistryEntry;
-///
-/// let entry = RegistryEntry {
-///     id: "acme".parse()?,
-///     schema: "tenant_acme".parse()?,
-///     status: TenantStatus::Suspended,
-/// };
-/// assert!(!entry.status.allows_access());
-/// # Ok::<(), tenancy_core::Error>(())
-/// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RegistryEntry {
-    /// The tenant id (`tenant_id`).
-    pub id: TenantId,
-    /// The tenant's schema (`schema_name`).
-    pub schema: SchemaName,
-    /// Where the tenant is in its lifecycle (`status`).
-    pub status: TenantStatus,
-}
-
 /// Looks tenants up in the registry table, with a cache in front.
 ///
-/// Reads `tenant_id`, `schema_name` and `status` from `"public"."tenants"`
-/// (or the table of [`RegistryConfig::with_table`]); other columns are
-/// ignored. Registered tenants are cached for [`RegistryConfig::ttl`],
-/// unknown ids for [`RegistryConfig::negative_ttl`]; call
-/// [`invalidate`](Self::invalidate) after changing a tenant's row so the
-/// change takes effect at once in this process. Clones share the cache.
+/// Reads the [registry columns](tenancy_core::registry::columns) from
+/// `"public"."tenants"` (or the table of [`RegistryConfig::with_table`]);
+/// other columns are ignored. Registered tenants are cached for
+/// [`RegistryConfig::ttl`], unknown ids for [`RegistryConfig::negative_ttl`].
+/// Changes made by a `TenantFleet` sharing this registry take effect at once;
+/// [`listen`](Self::listen) brings other processes' changes within a moment
+/// (see the [module docs](self)). Clones share the cache.
 ///
 /// ```
 /// use sea_orm::ConnectionTrait;
@@ -282,7 +286,7 @@ pub struct RegistryEntry {
 /// # let conn = db.connect().await?;
 /// conn.execute_unprepared(
 ///     "CREATE TABLE tenants (tenant_id text PRIMARY KEY, schema_name text NOT NULL UNIQUE, \
-///      status text NOT NULL);
+///      status text NOT NULL, display_name text NOT NULL DEFAULT '', domain text UNIQUE);
 ///      INSERT INTO tenants VALUES ('acme', 'tenant_acme', 'active')",
 /// )
 /// .await?;
@@ -301,7 +305,7 @@ pub struct TenantRegistry {
     /// Built once from the config: the table name never changes.
     select_sql: Arc<str>,
     /// `None` is a cached "not registered".
-    cache: Cache<TenantId, Option<RegistryEntry>>,
+    cache: Cache<TenantId, Option<TenantRecord>>,
     /// Bumped by every invalidation. A lookup that started before an
     /// invalidation may have read the row before the change being
     /// invalidated; comparing epochs keeps it from caching that stale row.
@@ -347,8 +351,10 @@ impl TenantRegistry {
     #[must_use]
     pub fn with_config(conn: DatabaseConnection, config: RegistryConfig) -> Self {
         let select_sql = format!(
-            "SELECT schema_name, status FROM {} WHERE tenant_id = $1",
-            config.qualified_table()
+            "SELECT {} FROM {} WHERE {} = $1",
+            columns::SELECT_LIST,
+            config.qualified_table(),
+            columns::TENANT_ID,
         );
         let config = Arc::new(config);
         let cache = Cache::builder()
@@ -424,8 +430,8 @@ impl TenantRegistry {
     /// - [`Error::UnknownTenant`] if no row has this id;
     /// - [`Error::Inaccessible`] if its status is not `active` (provisioning,
     ///   suspended or deleted), with that status;
-    /// - [`Error::Registry`] if the registry cannot be read, or its row holds a
-    ///   `schema_name` or `status` that does not validate.
+    /// - [`Error::Registry`] if the registry cannot be read;
+    /// - [`Error::CorruptRegistry`] if its row does not validate.
     ///
     /// ```
     /// use sea_orm::ConnectionTrait;
@@ -437,7 +443,7 @@ impl TenantRegistry {
     /// # let conn = db.connect().await?;
     /// # conn.execute_unprepared(
     /// #     "CREATE TABLE tenants (tenant_id text PRIMARY KEY, schema_name text NOT NULL UNIQUE, \
-    /// #      status text NOT NULL);
+    /// #      status text NOT NULL, display_name text NOT NULL DEFAULT '', domain text UNIQUE);
     /// #      INSERT INTO tenants VALUES ('acme', 'tenant_acme', 'active'),
     /// #                                 ('initech', 'tenant_initech', 'suspended')",
     /// # ).await?;
@@ -460,7 +466,7 @@ impl TenantRegistry {
                 tenant: entry.id,
                 status: entry.status,
             }),
-            Some(entry) => Ok(Tenant::new(entry.id, entry.schema)),
+            Some(entry) => Ok(entry.tenant()),
         }
     }
 
@@ -468,8 +474,8 @@ impl TenantRegistry {
     /// registered); cached like [`resolve`](Self::resolve).
     ///
     /// # Errors
-    /// [`Error::Registry`] if the registry cannot be read, or the row holds a
-    /// `schema_name` or `status` that does not validate.
+    /// [`Error::Registry`] if the registry cannot be read;
+    /// [`Error::CorruptRegistry`] if the row does not validate.
     ///
     /// ```
     /// use sea_orm::ConnectionTrait;
@@ -480,7 +486,7 @@ impl TenantRegistry {
     /// # let conn = db.connect().await?;
     /// # conn.execute_unprepared(
     /// #     "CREATE TABLE tenants (tenant_id text PRIMARY KEY, schema_name text NOT NULL UNIQUE, \
-    /// #      status text NOT NULL);
+    /// #      status text NOT NULL, display_name text NOT NULL DEFAULT '', domain text UNIQUE);
     /// #      INSERT INTO tenants VALUES ('initech', 'tenant_initech', 'suspended')",
     /// # ).await?;
     /// let registry = tenancy_sea_orm::TenantRegistry::new(conn.clone());
@@ -491,7 +497,7 @@ impl TenantRegistry {
     /// # db.close().await?;
     /// # Ok(()) }
     /// ```
-    pub async fn entry(&self, id: &TenantId) -> Result<Option<RegistryEntry>, Error> {
+    pub async fn entry(&self, id: &TenantId) -> Result<Option<TenantRecord>, Error> {
         if let Some(cached) = self.cache.get(id) {
             return Ok(cached);
         }
@@ -516,8 +522,8 @@ impl TenantRegistry {
     /// trip, bypassing the cache and leaving it unchanged.
     ///
     /// # Errors
-    /// [`Error::Registry`] if the registry cannot be read, or the row holds a
-    /// `schema_name` or `status` that does not validate.
+    /// [`Error::Registry`] if the registry cannot be read;
+    /// [`Error::CorruptRegistry`] if the row does not validate.
     ///
     /// ```
     /// use sea_orm::ConnectionTrait;
@@ -527,7 +533,7 @@ impl TenantRegistry {
     /// # let conn = db.connect().await?;
     /// # conn.execute_unprepared(
     /// #     "CREATE TABLE tenants (tenant_id text PRIMARY KEY, schema_name text NOT NULL UNIQUE, \
-    /// #      status text NOT NULL);
+    /// #      status text NOT NULL, display_name text NOT NULL DEFAULT '', domain text UNIQUE);
     /// #      INSERT INTO tenants VALUES ('acme', 'tenant_acme', 'active')",
     /// # ).await?;
     /// let registry = tenancy_sea_orm::TenantRegistry::new(conn.clone());
@@ -537,7 +543,7 @@ impl TenantRegistry {
     /// # db.close().await?;
     /// # Ok(()) }
     /// ```
-    pub async fn fetch(&self, id: &TenantId) -> Result<Option<RegistryEntry>, Error> {
+    pub async fn fetch(&self, id: &TenantId) -> Result<Option<TenantRecord>, Error> {
         tracing::debug!(tenant = %id, table = %self.config.qualified_table(), "reading the tenant registry");
         let statement = Statement::from_sql_and_values(
             DbBackend::Postgres,
@@ -557,7 +563,15 @@ impl TenantRegistry {
             ),
             source: Some(source),
         })?;
-        row.map(|row| self.parse_row(id, &row)).transpose()
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        read_record(&row)
+            .map(Some)
+            .map_err(|record| Error::CorruptRegistry {
+                tenant: id.clone(),
+                record,
+            })
     }
 
     /// Forgets what is cached for this id, so the next lookup reads the
@@ -573,7 +587,7 @@ impl TenantRegistry {
     /// # let conn = db.connect().await?;
     /// # conn.execute_unprepared(
     /// #     "CREATE TABLE tenants (tenant_id text PRIMARY KEY, schema_name text NOT NULL UNIQUE, \
-    /// #      status text NOT NULL);
+    /// #      status text NOT NULL, display_name text NOT NULL DEFAULT '', domain text UNIQUE);
     /// #      INSERT INTO tenants VALUES ('acme', 'tenant_acme', 'active')",
     /// # ).await?;
     /// let registry = tenancy_sea_orm::TenantRegistry::new(conn.clone());
@@ -604,7 +618,7 @@ impl TenantRegistry {
     /// # let conn = db.connect().await?;
     /// # conn.execute_unprepared(
     /// #     "CREATE TABLE tenants (tenant_id text PRIMARY KEY, schema_name text NOT NULL UNIQUE, \
-    /// #      status text NOT NULL)",
+    /// #      status text NOT NULL, display_name text NOT NULL DEFAULT '', domain text UNIQUE)",
     /// # ).await?;
     /// let registry = tenancy_sea_orm::TenantRegistry::new(conn.clone());
     /// let acme = "acme".parse()?;
@@ -621,43 +635,6 @@ impl TenantRegistry {
     pub fn invalidate_all(&self) {
         self.epoch.fetch_add(1, Ordering::SeqCst);
         self.cache.invalidate_all();
-    }
-
-    /// Validates a row read for `id`; an unusable row is an error naming the
-    /// column and its value, so whoever wrote it can fix it.
-    fn parse_row(&self, id: &TenantId, row: &QueryResult) -> Result<RegistryEntry, Error> {
-        let schema = self.column(id, row, "schema_name")?;
-        let status = self.column(id, row, "status")?;
-        let unusable = |column: &str, value: &str, err: tenancy_core::Error| Error::Registry {
-            tenant: id.clone(),
-            reason: format!(
-                "{} has an unusable {column} {value:?}: {err}",
-                self.config.qualified_table()
-            ),
-            source: None,
-        };
-        Ok(RegistryEntry {
-            id: id.clone(),
-            schema: SchemaName::new(&schema)
-                .map_err(|err| unusable("schema_name", &schema, err))?,
-            status: status
-                .parse()
-                .map_err(|err| unusable("status", &status, err))?,
-        })
-    }
-
-    /// Reads a text column; NULL or a non-text type breaks the contract.
-    fn column(&self, id: &TenantId, row: &QueryResult, column: &str) -> Result<String, Error> {
-        row.try_get::<String>("", column)
-            .map_err(|source: DbErr| Error::Registry {
-                tenant: id.clone(),
-                reason: format!(
-                    "cannot read column {column} of {}: {}",
-                    self.config.qualified_table(),
-                    display_db_err(&source)
-                ),
-                source: Some(source),
-            })
     }
 }
 
@@ -677,11 +654,46 @@ impl fmt::Debug for TenantRegistry {
 /// `negative_ttl`.
 struct EntryExpiry(Arc<RegistryConfig>);
 
-impl Expiry<TenantId, Option<RegistryEntry>> for EntryExpiry {
+/// Reads a registry row (selected with
+/// [`columns::SELECT_LIST`]) into the record it holds, validating every
+/// value: the one place a row of the registry is turned into a
+/// [`TenantRecord`], for this crate and `tenancy-migrate`.
+///
+/// # Errors
+/// [`CorruptRecord`] when a value is missing, not text, or does not validate.
+///
+/// ```
+/// use sea_orm::{ConnectionTrait, DbBackend, Statement};
+///
+/// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let db = tenancy_testing::TestDatabase::create().await?;
+/// # let conn = db.connect().await?;
+/// let row = conn
+///     .query_one_raw(Statement::from_string(
+///         DbBackend::Postgres,
+///         "SELECT 'acme' AS tenant_id, 'tenant_acme' AS schema_name, '' AS display_name, \
+///          NULL::text AS domain, 'paused' AS status",
+///     ))
+///     .await?
+///     .expect("one row");
+/// let bad = tenancy_sea_orm::read_record(&row).unwrap_err();
+/// assert!(bad.to_string().contains("paused"));
+/// # conn.close().await?;
+/// # db.close().await?;
+/// # Ok(()) }
+/// ```
+pub fn read_record(row: &QueryResult) -> Result<TenantRecord, CorruptRecord> {
+    TenantRecord::from_columns(|column| {
+        row.try_get::<Option<String>>("", column)
+            .map_err(|err| display_db_err(&err).to_string())
+    })
+}
+
+impl Expiry<TenantId, Option<TenantRecord>> for EntryExpiry {
     fn expire_after_create(
         &self,
         _id: &TenantId,
-        entry: &Option<RegistryEntry>,
+        entry: &Option<TenantRecord>,
         _created_at: Instant,
     ) -> Option<Duration> {
         Some(self.0.ttl_for(entry.as_ref()))
@@ -692,7 +704,7 @@ impl Expiry<TenantId, Option<RegistryEntry>> for EntryExpiry {
     fn expire_after_update(
         &self,
         _id: &TenantId,
-        entry: &Option<RegistryEntry>,
+        entry: &Option<TenantRecord>,
         _updated_at: Instant,
         _duration_until_expiry: Option<Duration>,
     ) -> Option<Duration> {

@@ -199,7 +199,7 @@ async fn registry_lookups(route: Route) -> TestResult {
     direct
         .execute_unprepared(
             "CREATE TABLE public.tenants (tenant_id text PRIMARY KEY, \
-             schema_name text NOT NULL UNIQUE, status text NOT NULL);
+             schema_name text NOT NULL UNIQUE, status text NOT NULL, display_name text NOT NULL DEFAULT '', domain text UNIQUE);
              INSERT INTO public.tenants SELECT 'r' || n, 'tenant_r' || n, 'active'
                  FROM generate_series(0, 3) AS n;
              INSERT INTO public.tenants VALUES ('gone', 'tenant_gone', 'suspended')",
@@ -314,7 +314,7 @@ async fn pooler_mode_refuses_a_connection_with_named_statements() -> TestResult 
     // The registry's pooler-mode lookups refuse it the same way.
     conn.execute_unprepared(
         "CREATE TABLE public.tenants (tenant_id text PRIMARY KEY, \
-         schema_name text NOT NULL UNIQUE, status text NOT NULL);
+         schema_name text NOT NULL UNIQUE, status text NOT NULL, display_name text NOT NULL DEFAULT '', domain text UNIQUE);
          INSERT INTO public.tenants VALUES ('a', 'tenant_a', 'active')",
     )
     .await?;

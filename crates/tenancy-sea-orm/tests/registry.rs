@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use sea_orm::{ConnectionTrait, DatabaseConnection};
 use tenancy_core::{SharedSchema, TableName, TenantId, TenantScope, TenantStatus};
-use tenancy_sea_orm::{Error, RegistryConfig, RegistryEntry, TenantRegistry};
+use tenancy_sea_orm::{Error, RegistryConfig, TenantRecord, TenantRegistry};
 use tenancy_testing::TestDatabase;
 
 type TestResult = Result<(), Box<dyn StdError>>;
@@ -19,7 +19,9 @@ const REGISTRY_DDL: &str = "CREATE TABLE public.tenants (
     tenant_id text PRIMARY KEY,
     schema_name text NOT NULL UNIQUE,
     status text NOT NULL,
-    display_name text
+    display_name text NOT NULL DEFAULT '',
+    domain text UNIQUE,
+    plan text
 )";
 
 /// A fresh database with the registry table holding `rows`
@@ -93,14 +95,13 @@ async fn active_tenant_resolves_to_its_schema() -> TestResult {
     let globex = registry.resolve(&id("globex-corp")).await?;
     assert_eq!(globex.schema().as_str(), "legacy_globex");
 
-    assert_eq!(
-        registry.entry(&id("acme")).await?,
-        Some(RegistryEntry {
-            id: id("acme"),
-            schema: "tenant_acme".parse()?,
-            status: TenantStatus::Active,
-        })
-    );
+    let entry: Option<TenantRecord> = registry.entry(&id("acme")).await?;
+    let entry = entry.ok_or("acme is registered")?;
+    assert_eq!(entry.id, id("acme"));
+    assert_eq!(entry.schema.as_str(), "tenant_acme");
+    assert_eq!(entry.display_name, "Tenant acme");
+    assert_eq!(entry.domain, None);
+    assert_eq!(entry.status, TenantStatus::Active);
     finish(db, conn).await
 }
 
@@ -299,7 +300,9 @@ async fn custom_schema_and_table() -> TestResult {
              tenant_id text PRIMARY KEY,
              schema_name text NOT NULL UNIQUE,
              status text NOT NULL,
-             plan text
+             plan text,
+             display_name text NOT NULL DEFAULT '',
+             domain text UNIQUE
          )",
     )
     .await?;
@@ -338,7 +341,7 @@ async fn custom_schema_and_table() -> TestResult {
 }
 
 #[tokio::test]
-async fn unusable_rows_are_registry_errors_naming_column_and_value() -> TestResult {
+async fn unusable_rows_are_corrupt_registry_errors_naming_column_and_value() -> TestResult {
     let (db, conn) = registry_db(&[
         ("shared", "public", "active"),
         ("dashed", "Bad-Name", "active"),
@@ -355,7 +358,7 @@ async fn unusable_rows_are_registry_errors_naming_column_and_value() -> TestResu
     ] {
         let err = registry.resolve(&id(tenant)).await.unwrap_err();
         assert!(
-            matches!(&err, Error::Registry { tenant: t, source: None, .. } if t.as_str() == tenant),
+            matches!(&err, Error::CorruptRegistry { tenant: t, .. } if t.as_str() == tenant),
             "{tenant}: {err:?}"
         );
         let message = err.to_string();
@@ -379,12 +382,13 @@ async fn unusable_rows_are_registry_errors_naming_column_and_value() -> TestResu
 }
 
 #[tokio::test]
-async fn a_row_breaking_the_column_types_is_a_registry_error() -> TestResult {
+async fn a_row_breaking_the_column_types_is_a_corrupt_registry_row() -> TestResult {
     let db = TestDatabase::create().await?;
     let conn = db.connect().await?;
     // `status` is an integer here, against the contract.
     conn.execute_unprepared(
-        "CREATE TABLE public.tenants (tenant_id text PRIMARY KEY, schema_name text, status int);
+        "CREATE TABLE public.tenants (tenant_id text PRIMARY KEY, schema_name text, status int,
+                                      display_name text NOT NULL DEFAULT '', domain text);
          INSERT INTO public.tenants VALUES ('acme', 'tenant_acme', 1)",
     )
     .await?;
@@ -392,13 +396,7 @@ async fn a_row_breaking_the_column_types_is_a_registry_error() -> TestResult {
 
     let err = registry.resolve(&id("acme")).await.unwrap_err();
     assert!(
-        matches!(
-            &err,
-            Error::Registry {
-                source: Some(_),
-                ..
-            }
-        ),
+        matches!(&err, Error::CorruptRegistry { record, .. } if record.tenant == "acme"),
         "{err:?}"
     );
     assert!(err.to_string().contains("column status"), "{err}");

@@ -6,8 +6,8 @@ use tenancy_core::{SchemaName, TenantId, TenantStatus};
 use tracing::Instrument;
 
 use super::sql::{
-    DUPLICATE_SCHEMA, INVALID_SCHEMA_NAME, RECORD_COLUMNS, finish, has_sqlstate, rollback,
-    statement, tenant_err,
+    DUPLICATE_SCHEMA, INVALID_SCHEMA_NAME, RECORD_COLUMNS, has_sqlstate, rollback, statement,
+    tenant_err,
 };
 use super::{NewTenant, normalize_domain};
 use crate::migrate::mixed::{Target, run_mixed};
@@ -306,7 +306,7 @@ impl<M: MigratorTrait> TenantFleet<M> {
                 .map(|applied| (record, applied)),
             Err(err) => Err(err),
         };
-        finish(txn, id, result).await
+        self.finish(txn, id, result).await
     }
 
     /// Creates the schema (for [`Origin::Create`]), scopes and locks it, and

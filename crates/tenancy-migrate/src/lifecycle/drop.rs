@@ -5,7 +5,7 @@ use sea_orm_migration::MigratorTrait;
 use tenancy_core::{TenantId, TenantStatus};
 use tracing::Instrument;
 
-use super::sql::{RECORD_COLUMNS, finish, statement, tenant_err};
+use super::sql::{RECORD_COLUMNS, statement, tenant_err};
 use super::{DropConfirmation, DropMode, DropOutcome};
 use crate::pg::begin_read_committed;
 use crate::registry::record_from_row;
@@ -116,7 +116,7 @@ impl<M: MigratorTrait> TenantFleet<M> {
             .await
             .map_err(tenant_err(id))?;
         let result = self.hard_drop_in(&txn, id).await;
-        let outcome = finish(txn, id, result).await?;
+        let outcome = self.finish(txn, id, result).await?;
         match &outcome {
             DropOutcome::SchemaWasMissing(record) => tracing::warn!(
                 schema = %record.schema,

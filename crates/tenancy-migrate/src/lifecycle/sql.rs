@@ -4,6 +4,7 @@
 
 use sea_orm::{ConnectionTrait, DatabaseTransaction, DbBackend, DbErr, Statement, Value};
 use sea_orm_migration::MigratorTrait;
+use tenancy_core::registry::NOTIFY_CHANNEL;
 use tenancy_core::{SchemaName, TenantId};
 
 use crate::{Error, TenantFleet};
@@ -11,6 +12,7 @@ use crate::{Error, TenantFleet};
 pub(super) use crate::pg::{DUPLICATE_SCHEMA, INVALID_SCHEMA_NAME, has_sqlstate};
 use crate::pg::{UNIQUE_VIOLATION, pg_error};
 pub(super) use crate::registry::RECORD_COLUMNS;
+use crate::registry::record_from_row;
 
 /// Which unique key of the registry an `INSERT` or `UPDATE` collided with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,25 +72,16 @@ pub(super) fn statement(sql: String, values: impl IntoIterator<Item = Value>) ->
     Statement::from_sql_and_values(DbBackend::Postgres, sql, values)
 }
 
-/// Commits `txn` if `result` is a success, rolls it back otherwise.
-pub(super) async fn finish<T>(
-    txn: DatabaseTransaction,
-    tenant: &TenantId,
-    result: Result<T, Error>,
-) -> Result<T, Error> {
-    match result {
-        Ok(value) => {
-            txn.commit().await.map_err(|source| Error::Tenant {
-                tenant: tenant.clone(),
-                source,
-            })?;
-            Ok(value)
-        }
-        Err(err) => {
-            rollback(txn, tenant).await;
-            Err(err)
-        }
-    }
+/// Announces a change of `tenant`'s registry row on the registry's channel,
+/// inside `txn`: PostgreSQL delivers it only if `txn` commits, and with the
+/// commit, so a listener never sees a change that did not happen.
+pub(super) async fn notify(txn: &DatabaseTransaction, tenant: &TenantId) -> Result<(), DbErr> {
+    txn.execute_raw(statement(
+        "SELECT pg_notify($1, $2)".to_owned(),
+        [NOTIFY_CHANNEL.into(), tenant.as_str().into()],
+    ))
+    .await
+    .map(drop)
 }
 
 /// Rolls `txn` back, explicitly so its locks and uncommitted rows are gone
@@ -110,6 +103,37 @@ pub(super) fn tenant_err(tenant: &TenantId) -> impl Fn(DbErr) -> Error + '_ {
 }
 
 impl<M: MigratorTrait> TenantFleet<M> {
+    /// Ends a transaction that changed `tenant`'s registry row: on success,
+    /// announces the change ([`notify`]), commits, and forgets the tenant in
+    /// the fleet's registry cache; on failure, rolls back.
+    pub(super) async fn finish<T>(
+        &self,
+        txn: DatabaseTransaction,
+        tenant: &TenantId,
+        result: Result<T, Error>,
+    ) -> Result<T, Error> {
+        let result = match result {
+            Ok(value) => notify(&txn, tenant)
+                .await
+                .map(|()| value)
+                .map_err(tenant_err(tenant)),
+            Err(err) => Err(err),
+        };
+        match result {
+            Ok(value) => {
+                let committed = txn.commit().await.map_err(tenant_err(tenant));
+                // Even when the commit's outcome is unknown (connection lost):
+                // forgetting a row that did not change costs one lookup.
+                self.registry.invalidate(tenant);
+                committed.map(|()| value)
+            }
+            Err(err) => {
+                rollback(txn, tenant).await;
+                Err(err)
+            }
+        }
+    }
+
     /// The qualified registry table.
     pub(super) fn registry_table(&self) -> String {
         self.config.registry().qualified_table()
@@ -195,7 +219,7 @@ impl<M: MigratorTrait> TenantFleet<M> {
             .conn
             .query_one_raw(statement(
                 format!(
-                    "SELECT tenant_id FROM {} WHERE {} = $1",
+                    "SELECT {RECORD_COLUMNS} FROM {} WHERE {} = $1",
                     self.registry_table(),
                     key.column(),
                 ),
@@ -206,20 +230,8 @@ impl<M: MigratorTrait> TenantFleet<M> {
                 action: "looking up the owner of a registry key",
                 source,
             })?;
-        let Some(row) = row else {
-            return Ok(None);
-        };
-        let raw: String = row
-            .try_get("", "tenant_id")
-            .map_err(|source| Error::Database {
-                action: "looking up the owner of a registry key",
-                source,
-            })?;
-        TenantId::new(&raw)
-            .map(Some)
-            .map_err(|e| Error::CorruptRegistry {
-                tenant: raw,
-                reason: e.to_string(),
-            })
+        row.as_ref()
+            .map(|row| record_from_row(row).map(|record| record.id))
+            .transpose()
     }
 }

@@ -7,7 +7,7 @@ use tenancy_core::{TenantId, TenantStatus};
 use tracing::Instrument;
 
 use super::normalize_domain;
-use super::sql::{RECORD_COLUMNS, rollback, statement, tenant_err};
+use super::sql::{RECORD_COLUMNS, notify, rollback, statement, tenant_err};
 use crate::pg::begin_read_committed;
 use crate::registry::record_from_row;
 use crate::{Error, TenantFleet, TenantRecord};
@@ -292,10 +292,20 @@ impl<M: MigratorTrait> TenantFleet<M> {
         values: impl IntoIterator<Item = Value>,
     ) -> Result<Option<Result<TenantRecord, Error>>, sea_orm::DbErr> {
         let txn = begin_read_committed(&self.conn, None).await?;
-        let result = self.update_row_in(&txn, id, set, values).await;
+        let mut result = self.update_row_in(&txn, id, set, values).await;
+        if let Ok(Some(Ok(_))) = result {
+            // Delivered with the commit, never without it.
+            if let Err(err) = notify(&txn, id).await {
+                result = Err(err);
+            }
+        }
         match result {
             Ok(Some(Ok(record))) => {
-                txn.commit().await?;
+                let committed = txn.commit().await;
+                // Even when the commit's outcome is unknown: forgetting a
+                // row that did not change costs one lookup.
+                self.registry.invalidate(id);
+                committed?;
                 Ok(Some(Ok(record)))
             }
             other => {
