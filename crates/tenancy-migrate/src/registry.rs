@@ -26,6 +26,8 @@ const REGISTRY_MIGRATIONS: &[(&str, RegistryDdl)] = &[("0001_create_registry", c
 const REGISTRY_LOCK: i64 = 0x746e_7267;
 
 fn create_registry(config: &RegistryConfig) -> Result<String, Error> {
+    // The columns of `tenancy_core::registry::columns`, spelled out: an
+    // applied migration never changes, so a new column is a new migration.
     let table = config.qualified_table();
     // Constraints are named explicitly: Citus suffixes shard names, and a
     // named constraint is what error handling matches on.

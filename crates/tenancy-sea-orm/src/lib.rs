@@ -98,7 +98,12 @@
 //! [`TenantDb::begin_registered`] and [`TenantDb::transaction_registered`] take
 //! a `TenantId`, look it up in the registry table (`public.tenants`, see
 //! [`TenantRegistry`]) through a bounded TTL cache, and refuse unknown and
-//! suspended tenants with typed errors.
+//! suspended tenants with typed errors. Lifecycle changes reach the cache at
+//! once in the process that makes them (a `TenantFleet` sharing the
+//! registry) and, with [`TenantRegistry::listen`] on a direct connection,
+//! in every other process within a moment; see the
+//! [registry's documentation](TenantRegistry) for the details and the TTL
+//! that remains as the fallback.
 //!
 //! # Prepared statements across tenants
 //!

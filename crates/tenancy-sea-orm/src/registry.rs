@@ -17,32 +17,11 @@
 //! like `public` is reported as [`Error::CorruptRegistry`] naming the column
 //! and the value, never used.
 //!
-//! # Caching, and how changes reach it
+//! # Caching
 //!
-//! Resolving a tenant happens on every request, so [`TenantRegistry`] keeps the
-//! rows it has read in a bounded in-memory cache (`moka`) for
-//! [`RegistryConfig::ttl`] (30 s by default). A change to a tenant's row
-//! reaches the cache in one of three ways:
-//!
-//! - **In this process**: `tenancy-migrate`'s lifecycle calls (create, adopt,
-//!   suspend, resume, rename, re-domain, drop) made through a `TenantFleet`
-//!   that shares this registry (`TenantFleet::with_registry`) call
-//!   [`TenantRegistry::invalidate`] once their change has committed: the next
-//!   lookup sees it.
-//! - **In other processes, at once**: every lifecycle call sends `NOTIFY` on
-//!   [`NOTIFY_CHANNEL`](tenancy_core::registry::NOTIFY_CHANNEL) inside its
-//!   transaction. [`TenantRegistry::listen`] keeps a connection that listens
-//!   and invalidates the tenant named by each notification, typically well
-//!   under a second after the commit. It needs a *direct* connection: a
-//!   transaction-mode pooler (PgBouncer) cannot carry `LISTEN`.
-//! - **Otherwise, within the TTL**: without a listener, while it is
-//!   reconnecting, or for a row changed by hand (no `NOTIFY`), a cached row
-//!   is read again once `ttl` has passed. When the listener reconnects it
-//!   forgets every cached row, since notifications sent while it was away are
-//!   lost.
-//!
-//! Database errors and unusable rows are never cached; the next call asks
-//! again.
+//! [`TenantRegistry`] caches rows for [`RegistryConfig::ttl`]; its own docs
+//! say how lifecycle changes reach the cache (shared registry, `NOTIFY` and
+//! [`TenantRegistry::listen`], the TTL as fallback).
 //!
 //! # The negative cache
 //!
@@ -274,7 +253,34 @@ impl RegistryConfig {
 /// [`RegistryConfig::ttl`], unknown ids for [`RegistryConfig::negative_ttl`].
 /// Changes made by a `TenantFleet` sharing this registry take effect at once;
 /// [`listen`](Self::listen) brings other processes' changes within a moment
-/// (see the [module docs](self)). Clones share the cache.
+/// (see below). Clones share the cache.
+///
+/// # How changes reach the cache
+///
+/// Resolving a tenant happens on every request, so [`TenantRegistry`] keeps the
+/// rows it has read in a bounded in-memory cache (`moka`) for
+/// [`RegistryConfig::ttl`] (30 s by default). A change to a tenant's row
+/// reaches the cache in one of three ways:
+///
+/// - **In this process**: `tenancy-migrate`'s lifecycle calls (create, adopt,
+///   suspend, resume, rename, re-domain, drop) made through a `TenantFleet`
+///   that shares this registry (`TenantFleet::with_registry`) call
+///   [`TenantRegistry::invalidate`] once their change has committed: the next
+///   lookup sees it.
+/// - **In other processes, within a moment**: every lifecycle call sends `NOTIFY` on
+///   [`NOTIFY_CHANNEL`](tenancy_core::registry::NOTIFY_CHANNEL) inside its
+///   transaction. [`TenantRegistry::listen`] keeps a connection that listens
+///   and invalidates the tenant named by each notification, typically well
+///   under a second after the commit. It needs a *direct* connection: a
+///   transaction-mode pooler (PgBouncer) cannot carry `LISTEN`.
+/// - **Otherwise, within the TTL**: without a listener, while it is
+///   reconnecting, or for a row changed by hand (no `NOTIFY`), a cached row
+///   is read again once `ttl` has passed. When the listener reconnects it
+///   forgets every cached row, since notifications sent while it was away are
+///   lost.
+///
+/// Database errors and unusable rows are never cached; the next call asks
+/// again.
 ///
 /// ```
 /// use sea_orm::ConnectionTrait;

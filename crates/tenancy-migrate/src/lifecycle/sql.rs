@@ -4,7 +4,7 @@
 
 use sea_orm::{ConnectionTrait, DatabaseTransaction, DbBackend, DbErr, Statement, Value};
 use sea_orm_migration::MigratorTrait;
-use tenancy_core::registry::NOTIFY_CHANNEL;
+use tenancy_core::registry::{NOTIFY_CHANNEL, columns};
 use tenancy_core::{SchemaName, TenantId};
 
 use crate::{Error, TenantFleet};
@@ -27,9 +27,9 @@ impl RegistryKey {
 
     fn column(self) -> &'static str {
         match self {
-            Self::TenantId => "tenant_id",
-            Self::SchemaName => "schema_name",
-            Self::Domain => "domain",
+            Self::TenantId => columns::TENANT_ID,
+            Self::SchemaName => columns::SCHEMA_NAME,
+            Self::Domain => columns::DOMAIN,
         }
     }
 
