@@ -82,6 +82,9 @@ pub use tenancy_core::{
 #[doc(inline)]
 pub use tenancy_core::resolve;
 
+#[doc(inline)]
+pub use tenancy_core::registry;
+
 #[cfg(feature = "sea-orm")]
 #[cfg_attr(docsrs, doc(cfg(feature = "sea-orm")))]
 #[doc(inline)]

@@ -44,7 +44,7 @@ async fn async_closures_borrow_from_the_caller_and_spawn() -> TestResult {
     let tenants = create_tenants(&conn, &["a", "b"]).await?;
     conn.execute_unprepared(
         "CREATE TABLE public.tenants (tenant_id text PRIMARY KEY, schema_name text NOT NULL, \
-         status text NOT NULL); \
+         status text NOT NULL, display_name text NOT NULL DEFAULT '', domain text UNIQUE); \
          INSERT INTO public.tenants VALUES ('b', 'tenant_b', 'active')",
     )
     .await?;
