@@ -48,6 +48,7 @@
 //!   file is an error, not a value.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod advisory_lock;
 mod error;
 mod ident;
 mod keywords;
@@ -59,9 +60,11 @@ pub mod resolve;
 mod schema;
 mod scope;
 mod search_path;
+pub mod sqlstate;
 mod status;
 mod tenant_id;
 
+pub use advisory_lock::AdvisoryLock;
 pub use error::{Error, NameKind};
 pub use ident::MAX_IDENTIFIER_LEN;
 pub use keywords::RESERVED_KEYWORDS;

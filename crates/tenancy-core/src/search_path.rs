@@ -140,8 +140,30 @@ impl SearchPath {
     /// ```
     #[must_use]
     pub fn set_local_statement(&self) -> String {
-        format!("SET LOCAL search_path TO {self}")
+        set_local(self)
     }
+
+    /// The statement that pins a shared schema alone as the search path of
+    /// the current transaction, for work on the shared schema itself
+    /// (migrating it), where no tenant's schema may come first.
+    ///
+    /// ```
+    /// use tenancy_core::{SearchPath, SharedSchema};
+    /// assert_eq!(
+    ///     SearchPath::set_local_shared_statement(&SharedSchema::public()),
+    ///     r#"SET LOCAL search_path TO "public""#,
+    /// );
+    /// ```
+    #[must_use]
+    pub fn set_local_shared_statement(schema: &SharedSchema) -> String {
+        set_local(schema.quoted())
+    }
+}
+
+/// The one place the scoping statement is written; `value` is rendered from
+/// validated names only.
+fn set_local(value: impl fmt::Display) -> String {
+    format!("SET LOCAL search_path TO {value}")
 }
 
 impl fmt::Display for SearchPath {

@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use sea_orm_migration::MigratorTrait;
-use tenancy_core::TenantId;
+use tenancy_core::{AdvisoryLock, SearchPath, TenantId};
 
 use crate::events::{EventHandler, MigrationEvent};
 use crate::migrator::migration_names;
@@ -33,10 +33,6 @@ use crate::{Error, TenantFleet};
 use fleet_run::run_fleet;
 use tenant::{finish, run_tenant};
 pub(crate) use tenant::{open_error, registered_tenant};
-
-/// High 32 bits of the advisory lock serialising shared-schema migrations
-/// (ASCII "tnsh"); the low 32 bits are the shared schema's OID.
-const SHARED_LOCK: i64 = 0x746e_7368;
 
 /// Options of a fleet run ([`TenantFleet::migrate_all`],
 /// [`TenantFleet::rollback_all`]).
@@ -277,7 +273,7 @@ impl<M: MigratorTrait> TenantFleet<M> {
     ///
     /// # Errors
     /// [`Error::UnknownTenant`]; [`Error::SchemaMissing`];
-    /// [`Error::SchemaIsShared`]; [`Error::Migration`] when a migration (or
+    /// [`Error::SchemaShared`]; [`Error::Migration`] when a migration (or
     /// the commit) fails, after which the tenant is exactly as before;
     /// [`Error::OutsideTransactionFailed`] when a migration that runs outside
     /// a transaction fails (it is not recorded); [`Error::PartlyMigrated`]
@@ -401,7 +397,7 @@ impl<M: MigratorTrait> TenantFleet<M> {
     /// ```
     ///
     /// # Errors
-    /// As [`migrate_tenant`](Self::migrate_tenant), with [`Error::Rollback`]
+    /// As [`migrate_tenant`](Self::migrate_tenant), with [`Error::RevertFailed`]
     /// instead of [`Error::Migration`], and [`Error::RollbackUnsupported`]
     /// when a migration to revert has no `down()`: rollback needs one on
     /// every migration it reverts. The tenant is unchanged then.
@@ -495,10 +491,9 @@ impl<M: MigratorTrait> TenantFleet<M> {
         let txn = begin_read_committed(
             &self.conn,
             Some(&format!(
-                "SET LOCAL search_path TO {}; \
-                 SELECT pg_advisory_xact_lock(({SHARED_LOCK}::bigint << 32) | {}::oid::bigint); {}",
-                schema.quoted(),
-                schema.regnamespace(),
+                "{}; SELECT pg_advisory_xact_lock({}); {}",
+                SearchPath::set_local_shared_statement(schema),
+                AdvisoryLock::SharedMigration.shared_key(schema),
                 create_ledger::<S>().map_err(|e| fail(None, e))?,
             )),
         )

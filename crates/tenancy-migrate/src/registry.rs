@@ -22,9 +22,6 @@ type RegistryDdl = fn(&RegistryConfig) -> Result<String, Error>;
 /// The registry's own migrations, in order. Appending is the only allowed change.
 const REGISTRY_MIGRATIONS: &[(&str, RegistryDdl)] = &[("0001_create_registry", create_registry)];
 
-/// High 32 bits of the advisory lock that serialises registry upgrades.
-const REGISTRY_LOCK: i64 = 0x746e_7267;
-
 fn create_registry(config: &RegistryConfig) -> Result<String, Error> {
     // The columns of `tenancy_core::registry::columns`, spelled out: an
     // applied migration never changes, so a new column is a new migration.
@@ -150,9 +147,9 @@ impl<M: MigratorTrait> TenantFleet<M> {
         let txn = begin_read_committed(
             &self.conn,
             Some(&format!(
-                "SELECT pg_advisory_xact_lock(({REGISTRY_LOCK}::bigint << 32) | {}::oid::bigint); \
+                "SELECT pg_advisory_xact_lock({}); \
                  CREATE TABLE IF NOT EXISTS {versions} (version text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())",
-                registry.schema().regnamespace(),
+                tenancy_core::AdvisoryLock::RegistryInstall.shared_key(registry.schema()),
             )),
         )
         .await

@@ -8,13 +8,9 @@ use sea_orm::{
     ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, Statement, Value,
 };
 use sea_orm_migration::{MigrationTrait, MigratorTrait, SchemaManager};
-use tenancy_core::{SchemaName, SearchPath, SharedSchema, TableName};
+use tenancy_core::{AdvisoryLock, SchemaName, SearchPath, SharedSchema, TableName};
 
 use crate::pg::begin_read_committed;
-
-/// High 32 bits of every advisory lock key this crate takes, so our locks
-/// never collide with an application's own (ASCII "tnnc").
-const LOCK_CLASS: i64 = 0x746e_6e63;
 
 /// The scoping, locking and existence check of [`begin_for_migration`], on a
 /// transaction already open (creation runs `CREATE SCHEMA` first).
@@ -51,10 +47,7 @@ pub(crate) fn migration_path(schema: &SchemaName, shared: &[SharedSchema]) -> Se
 /// The schema's OID is unique while it exists, so it keys the lock; the
 /// cast fails with SQLSTATE 3F000 when the schema is missing.
 pub(crate) fn tenant_lock_key(schema: &SchemaName) -> String {
-    format!(
-        "(({LOCK_CLASS}::bigint << 32) | {}::oid::bigint)",
-        schema.regnamespace()
-    )
+    AdvisoryLock::TenantMigration.key(schema)
 }
 
 /// Opens a SeaORM transaction for migrating one tenant's schema:

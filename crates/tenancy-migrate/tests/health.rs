@@ -6,7 +6,7 @@
 
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement, TransactionTrait};
 use sea_orm_migration::prelude::*;
-use tenancy_core::TenantId;
+use tenancy_core::{SchemaName, SearchPath, TenantId};
 use tenancy_migrate::TenantFleet;
 use tenancy_testing::TestDatabase;
 
@@ -74,7 +74,8 @@ async fn tenant<M: MigratorTrait>(conn: &DatabaseConnection, id: &str) {
         .await
         .unwrap();
     let txn = conn.begin().await.unwrap();
-    txn.execute_unprepared(&format!("SET LOCAL search_path TO {schema}, public"))
+    let path = SearchPath::new(SchemaName::new(&schema).unwrap());
+    txn.execute_unprepared(&path.set_local_statement())
         .await
         .unwrap();
     M::up(&txn, None).await.unwrap();

@@ -10,7 +10,7 @@ use std::time::Duration;
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, DbErr, Statement, TransactionTrait};
 use sea_orm_migration::async_trait::async_trait;
 use sea_orm_migration::{MigrationName, MigrationTrait, MigratorTrait, SchemaManager};
-use tenancy_core::{SchemaName, SharedSchema, TenantId, TenantStatus};
+use tenancy_core::{AdvisoryLock, SchemaName, SharedSchema, TenantId, TenantStatus};
 use tenancy_migrate::{
     DropConfirmation, DropMode, DropOutcome, Error, FleetConfig, NewTenant, StatusFilter,
     TenantFleet,
@@ -756,13 +756,12 @@ async fn a_hard_drop_waits_for_the_tenant_migration_lock() -> TestResult {
     fleet.create(&acme, NewTenant::new()).await?;
 
     // Stand in for a migration run of this tenant in another process: it
-    // holds the tenant's advisory lock (class "tnnc", key the schema's OID).
+    // holds the tenant's advisory lock.
     let migration = conn.begin().await?;
     migration
         .execute_unprepared(&format!(
-            "SELECT pg_advisory_xact_lock(({}::bigint << 32) | {}::oid::bigint)",
-            0x746e_6e63_i64,
-            schema("tenant_acme").regnamespace()
+            "SELECT pg_advisory_xact_lock({})",
+            AdvisoryLock::TenantMigration.key(&schema("tenant_acme"))
         ))
         .await?;
 
