@@ -50,6 +50,23 @@ impl RoleName {
 
 crate::newtype::validated_name!(RoleName);
 
+impl PartialEq<str> for RoleName {
+    fn eq(&self, other: &str) -> bool {
+        *self.0 == *other
+    }
+}
+
+impl PartialEq<&str> for RoleName {
+    /// ```
+    /// let role = tenancy_core::RoleName::new("app")?;
+    /// assert!(role == "app");
+    /// # Ok::<(), tenancy_core::Error>(())
+    /// ```
+    fn eq(&self, other: &&str) -> bool {
+        *self.0 == **other
+    }
+}
+
 /// A validated table name, for tables the library owns in a shared schema
 /// (the tenant registry's is `tenants` by default).
 ///

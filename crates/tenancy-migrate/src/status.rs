@@ -11,8 +11,9 @@ use tenancy_core::{SchemaName, SearchPath, TableName, TenantId, TenantStatus};
 
 use crate::migrate::{open_error, registered_tenant};
 use crate::migrator::migration_names;
-use crate::pg::{INVALID_SCHEMA_NAME, UNDEFINED_TABLE, has_sqlstate};
+use crate::pg::has_sqlstate;
 use crate::{CorruptRecord, Error, TenantFleet};
+use tenancy_core::sqlstate::{INVALID_SCHEMA_NAME, UNDEFINED_TABLE};
 
 use fleet::read_fleet_status;
 

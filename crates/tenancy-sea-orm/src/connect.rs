@@ -12,17 +12,12 @@ use std::time::Duration;
 use sea_orm::sqlx::postgres::{PgConnectOptions, PgConnection, PgDatabaseError};
 use sea_orm::sqlx::{self, Connection};
 use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbErr, RuntimeErr};
+use tenancy_core::sqlstate;
 
 /// The connect timeout [`connect`] uses when the options set none: long
 /// enough for a server in another region, short enough that a wrong URL
 /// fails before anyone wonders whether it hangs.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// SQLSTATE class 28, `invalid_authorization_specification` (unknown role,
-/// no `pg_hba.conf` entry), and `invalid_password`.
-const AUTH_SQLSTATES: [&str; 2] = ["28000", "28P01"];
-/// SQLSTATE `invalid_catalog_name`: the database in the URL does not exist.
-const UNKNOWN_DATABASE: &str = "3D000";
 
 /// Why a connection could not be made, in [`ConnectError::cause`].
 ///
@@ -224,10 +219,10 @@ pub(crate) fn cause_of(err: &sqlx::Error, timeout: Duration) -> ConnectCause {
                 .try_downcast_ref::<PgDatabaseError>()
                 .map(PgDatabaseError::code)
             {
-                Some(code) if AUTH_SQLSTATES.contains(&code) => {
+                Some(code) if sqlstate::is_authentication_failure(code) => {
                     ConnectCause::Authentication(message)
                 }
-                Some(UNKNOWN_DATABASE) => ConnectCause::UnknownDatabase(message),
+                Some(sqlstate::INVALID_CATALOG_NAME) => ConnectCause::UnknownDatabase(message),
                 _ => ConnectCause::Other(message),
             }
         }

@@ -13,15 +13,15 @@ use sea_orm::{
 use sea_query_sqlx::SqlxValues;
 use sqlx_core::sql_str::{AssertSqlSafe, SqlSafeStr, SqlStr};
 use sqlx_core::transaction::TransactionManager;
+use tenancy_core::sqlstate;
 
 pub(crate) type PgTransactionManager = <Postgres as sqlx::Database>::TransactionManager;
 
-/// SQLSTATE of "cached plan must not change result type": a prepared
-/// statement's result columns changed since it was prepared on this
-/// connection (another tenant's table has another shape, or a migration
-/// altered the table).
-const STALE_PLAN: &str = "0A000";
-/// The server function that raises it (locale-independent, unlike the message).
+/// The server function that raises "cached plan must not change result
+/// type" ([`sqlstate::FEATURE_NOT_SUPPORTED`]): a prepared statement's result
+/// columns changed since it was prepared on this connection (another
+/// tenant's table has another shape, or a migration altered the table).
+/// Locale-independent, unlike the message.
 const STALE_PLAN_ROUTINE: &str = "RevalidateCachedQuery";
 
 /// A pooled connection inside a tenant transaction.
@@ -243,24 +243,28 @@ pub fn is_stale_plan_error(err: &DbErr) -> bool {
 pub(crate) fn is_stale_plan(err: &sqlx::Error) -> bool {
     // 0A000 is every "feature not supported" error; only the one raised while
     // revalidating a cached plan is cured by preparing again.
-    err.as_database_error()
-        .and_then(|e| e.try_downcast_ref::<PgDatabaseError>())
-        .is_some_and(|e| e.code() == STALE_PLAN && e.routine() == Some(STALE_PLAN_ROUTINE))
+    pg_database_error(err).is_some_and(|e| {
+        e.code() == sqlstate::FEATURE_NOT_SUPPORTED && e.routine() == Some(STALE_PLAN_ROUTINE)
+    })
 }
 
 /// The server function that raised a database error (locale-independent,
 /// unlike the message), if it is one.
 pub(crate) fn routine(err: &sqlx::Error) -> Option<&str> {
-    err.as_database_error()
-        .and_then(|e| e.try_downcast_ref::<PgDatabaseError>())
-        .and_then(PgDatabaseError::routine)
+    pg_database_error(err).and_then(PgDatabaseError::routine)
 }
 
 /// The SQLSTATE of a database error, if it is one.
-pub(crate) fn sqlstate(err: &sqlx::Error) -> Option<String> {
-    err.as_database_error()
-        .and_then(|e| e.code())
-        .map(|code| code.into_owned())
+pub(crate) fn sqlx_sqlstate(err: &sqlx::Error) -> Option<&str> {
+    pg_database_error(err).map(PgDatabaseError::code)
+}
+
+/// PostgreSQL's own error inside a sqlx error, if the server raised one:
+/// the one place this crate (and through [`pg_error`](crate::pg_error),
+/// tenancy-migrate) reads a server error.
+pub(crate) fn pg_database_error(err: &sqlx::Error) -> Option<&PgDatabaseError> {
+    err.as_database_error()?
+        .try_downcast_ref::<PgDatabaseError>()
 }
 
 /// The sqlx query for a SeaORM statement, named or unnamed.

@@ -6,12 +6,13 @@ use std::sync::Arc;
 use sea_orm::sqlx::PgPool;
 use sea_orm::{DatabaseConnection, DatabaseConnectionType, DbErr};
 use tenancy_core::{
-    SchemaName, SearchPath, SharedSchema, TableName, Tenant, TenantId, TenantScope,
+    SchemaName, SearchPath, SharedSchema, TableName, Tenant, TenantId, TenantScope, sqlstate,
 };
 use tracing::Instrument as _;
 
 use crate::connection::{
-    ScopedConnection, Statements, acquire_err, conn_err, refuse_named_statements, routine, sqlstate,
+    ScopedConnection, Statements, acquire_err, conn_err, refuse_named_statements, routine,
+    sqlx_sqlstate,
 };
 use crate::error::{Error, ScopeLabel};
 use crate::options::ScopeOptions;
@@ -634,31 +635,41 @@ fn begin_error(
 ) -> Error {
     let scope = label.clone();
     let role = options.role_name();
-    match (sqlstate(&err).as_deref(), probe, role) {
-        // invalid_schema_name: raised by the regnamespace check or the probe lock.
-        (Some("3F000"), _, _) => Error::SchemaMissing { scope },
-        // undefined_table: the probe table is not in the tenant's schema.
-        (Some("42P01"), Some(table), _) => Error::ProbeTableMissing {
+    match (sqlx_sqlstate(&err), probe, role) {
+        // Raised by the regnamespace check or the probe lock.
+        (Some(sqlstate::INVALID_SCHEMA_NAME), _, _) => Error::SchemaMissing { scope },
+        // The probe table is not in the tenant's schema.
+        (Some(sqlstate::UNDEFINED_TABLE), Some(table), _) => Error::ProbeTableMissing {
             scope,
             table: table.clone(),
         },
-        // division_by_zero: raised by the USAGE check.
-        (Some("22012"), _, _) => Error::SchemaAccessDenied {
+        // Raised by the USAGE check.
+        (Some(sqlstate::DIVISION_BY_ZERO), _, _) => Error::SchemaAccessDenied {
             scope,
-            role: role.map(ToString::to_string),
+            role: role.cloned(),
         },
-        // insufficient_privilege from the probe lock's ACL check (SET ROLE's
-        // is raised by another server function).
-        (Some("42501"), Some(_), _) if routine(&err) == Some("aclcheck_error") => {
+        // From the probe lock's ACL check (SET ROLE's is raised by another
+        // server function).
+        (Some(sqlstate::INSUFFICIENT_PRIVILEGE), Some(_), _)
+            if routine(&err) == Some("aclcheck_error") =>
+        {
             Error::SchemaAccessDenied {
                 scope,
-                role: role.map(ToString::to_string),
+                role: role.cloned(),
             }
         }
-        // undefined_object / insufficient_privilege / invalid_parameter_value from SET ROLE.
-        (Some("42704" | "42501" | "22023"), _, Some(role)) => Error::Role {
+        // What SET ROLE raises for a role that is missing or not ours.
+        (
+            Some(
+                sqlstate::UNDEFINED_OBJECT
+                | sqlstate::INSUFFICIENT_PRIVILEGE
+                | sqlstate::INVALID_PARAMETER_VALUE,
+            ),
+            _,
+            Some(role),
+        ) => Error::Role {
             scope,
-            role: role.to_string(),
+            role: role.clone(),
             source: conn_err(err),
         },
         _ => Error::Begin {

@@ -2,7 +2,7 @@ use std::fmt;
 
 use sea_orm::DbErr;
 use tenancy_core::registry::CorruptRecord;
-use tenancy_core::{SchemaName, TenantId, TenantScope, TenantStatus};
+use tenancy_core::{RoleName, SchemaName, TenantId, TenantScope, TenantStatus};
 
 use crate::carried;
 // Server errors are shown without sqlx's ` at line N`.
@@ -20,6 +20,7 @@ use crate::retry::FailureKind;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub struct ScopeLabel {
     /// The tenant id, if the scope has one.
     pub tenant: Option<TenantId>,
@@ -113,14 +114,14 @@ pub enum Error {
     #[error(
         "the role {} has no USAGE privilege on the schema of {scope}; grant it \
          (GRANT USAGE ON SCHEMA {} TO ...) or scope with another role",
-        role.as_deref().unwrap_or("of this connection"),
+        role.as_ref().map_or("of this connection", RoleName::as_str),
         scope.schema.quoted()
     )]
     SchemaAccessDenied {
         /// The tenant.
         scope: ScopeLabel,
         /// The role set with [`ScopeOptions::role`](crate::ScopeOptions::role), if any.
-        role: Option<String>,
+        role: Option<RoleName>,
     },
 
     /// The tenant's schema has no [probe table](crate::TenantDb::with_probe_table):
@@ -145,7 +146,7 @@ pub enum Error {
         /// The tenant.
         scope: ScopeLabel,
         /// The role.
-        role: String,
+        role: RoleName,
         /// The server's refusal.
         #[source]
         source: DbErr,

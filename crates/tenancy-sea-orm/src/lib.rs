@@ -213,6 +213,6 @@ pub use listener::{LISTENER_APPLICATION_NAME, ListenerStatus, RegistryListener};
 pub use options::ScopeOptions;
 pub use registry::{RegistryConfig, TenantRegistry, read_record};
 pub use retry::{FailureKind, is_retryable};
-pub use server_error::display_db_err;
+pub use server_error::{display_db_err, pg_error, sqlstate};
 pub use tenancy_core::registry::{CorruptRecord, TenantRecord};
 pub use transaction::{TenantTransaction, TransactionCallback};

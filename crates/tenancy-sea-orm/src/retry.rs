@@ -3,15 +3,9 @@
 use sea_orm::DbErr;
 
 use crate::carried;
-use crate::connection::{is_stale_plan, sqlx_error};
+use tenancy_core::sqlstate;
 
-/// SQLSTATEs that mean the session is gone: `admin_shutdown` (the backend was
-/// terminated), `crash_shutdown`, `cannot_connect_now`; class 08 is every
-/// "connection exception".
-const CONNECTION_LOST: [&str; 3] = ["57P01", "57P02", "57P03"];
-const CONNECTION_EXCEPTION_CLASS: &str = "08";
-const SERIALIZATION_FAILURE: &str = "40001";
-const DEADLOCK_DETECTED: &str = "40P01";
+use crate::connection::{is_stale_plan, sqlx_error};
 
 /// What kind of failure an error is, as far as retrying goes.
 ///
@@ -82,13 +76,9 @@ impl FailureKind {
             sea_orm::sqlx::Error::Database(db) => {
                 let code = db.code().unwrap_or_default();
                 match &*code {
-                    SERIALIZATION_FAILURE => Self::SerializationFailure,
-                    DEADLOCK_DETECTED => Self::Deadlock,
-                    c if CONNECTION_LOST.contains(&c)
-                        || c.starts_with(CONNECTION_EXCEPTION_CLASS) =>
-                    {
-                        Self::ConnectionLost
-                    }
+                    sqlstate::SERIALIZATION_FAILURE => Self::SerializationFailure,
+                    sqlstate::DEADLOCK_DETECTED => Self::Deadlock,
+                    c if sqlstate::is_connection_lost(c) => Self::ConnectionLost,
                     _ => Self::Other,
                 }
             }

@@ -20,9 +20,9 @@ use std::time::Duration;
 
 use moka::sync::Cache;
 use sea_orm::sqlx;
-use tenancy_core::{RoleName, SchemaName, TableName};
+use tenancy_core::{RoleName, SchemaName, TableName, sqlstate};
 
-use crate::connection::{routine, sqlstate};
+use crate::connection::{routine, sqlx_sqlstate};
 
 /// How long a schema found without a usable ledger is checked with the
 /// `SELECT`: a ledger created later (the tenant's first migration) is picked
@@ -121,9 +121,9 @@ impl SchemaProbe {
 /// says which, if either, is the schema's problem. Anything else (the
 /// schema is missing, the connection broke) is final.
 pub(crate) fn lock_may_fall_back(err: &sqlx::Error) -> bool {
-    match sqlstate(err).as_deref() {
-        Some("42P01") => true,
-        Some("42501") => routine(err) == Some("aclcheck_error"),
+    match sqlx_sqlstate(err) {
+        Some(sqlstate::UNDEFINED_TABLE) => true,
+        Some(sqlstate::INSUFFICIENT_PRIVILEGE) => routine(err) == Some("aclcheck_error"),
         _ => false,
     }
 }

@@ -4,7 +4,7 @@ use std::fmt;
 
 use sea_orm::sqlx::postgres::PgDatabaseError;
 
-use crate::connection::sqlx_error;
+use crate::connection::{pg_database_error, sqlx_error};
 use sea_orm::DbErr;
 
 /// `err` for a message shown to users: as SeaORM displays it, without the
@@ -36,8 +36,36 @@ impl fmt::Display for DbErrDisplay<'_> {
     }
 }
 
-fn pg_error(err: &DbErr) -> Option<&PgDatabaseError> {
-    sqlx_error(err)?
-        .as_database_error()?
-        .try_downcast_ref::<PgDatabaseError>()
+/// PostgreSQL's own error inside a SeaORM error, if the server raised one:
+/// its SQLSTATE, constraint, routine, detail. Decide on these, never on the
+/// message (it is translated with the server's locale).
+///
+/// ```
+/// let err = sea_orm::DbErr::Custom("not from the server".into());
+/// assert!(tenancy_sea_orm::pg_error(&err).is_none());
+/// ```
+#[must_use]
+pub fn pg_error(err: &DbErr) -> Option<&PgDatabaseError> {
+    pg_database_error(sqlx_error(err)?)
+}
+
+/// The SQLSTATE the server raised `err` with, if it did; compare it with
+/// the codes in [`tenancy_core::sqlstate`].
+///
+/// ```
+/// use sea_orm::ConnectionTrait;
+/// use tenancy_core::sqlstate;
+///
+/// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let test_db = tenancy_testing::TestDatabase::create().await?;
+/// # let conn = test_db.connect().await?;
+/// let err = conn.execute_unprepared("SELECT * FROM no_such_table").await.unwrap_err();
+/// assert_eq!(tenancy_sea_orm::sqlstate(&err), Some(sqlstate::UNDEFINED_TABLE));
+/// # conn.close().await?;
+/// # test_db.close().await?;
+/// # Ok(()) }
+/// ```
+#[must_use]
+pub fn sqlstate(err: &DbErr) -> Option<&str> {
+    pg_error(err).map(PgDatabaseError::code)
 }

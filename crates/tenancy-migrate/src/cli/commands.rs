@@ -12,12 +12,13 @@ use super::args::{Cli, Command, Connect, Details, Run, SharedCommand};
 use super::output::{self, Action, Situation};
 use super::progress::{self, with_progress};
 use super::{AdminCli, Exit, Shared, Source};
-use crate::pg::{UNDEFINED_TABLE, has_sqlstate};
+use crate::pg::has_sqlstate;
 use crate::printable::{printable, printable_list};
 use crate::{
     DropConfirmation, DropMode, DropOutcome, Error, MigrateAll, NewTenant, SchemaState,
     StatusFilter, TenantFleet, TenantReport,
 };
+use tenancy_core::sqlstate::UNDEFINED_TABLE;
 
 /// Runs a parsed command line to its exit code.
 pub(super) async fn run<M: MigratorTrait>(

@@ -9,10 +9,12 @@ use tenancy_core::{SchemaName, TenantId};
 
 use crate::{Error, TenantFleet};
 
-pub(super) use crate::pg::{DUPLICATE_SCHEMA, INVALID_SCHEMA_NAME, has_sqlstate};
-use crate::pg::{UNIQUE_VIOLATION, pg_error};
+pub(super) use crate::pg::has_sqlstate;
 pub(super) use crate::registry::RECORD_COLUMNS;
 use crate::registry::record_from_row;
+use tenancy_core::sqlstate::UNIQUE_VIOLATION;
+pub(super) use tenancy_core::sqlstate::{DUPLICATE_SCHEMA, INVALID_SCHEMA_NAME};
+use tenancy_sea_orm::pg_error;
 
 /// Which unique key of the registry an `INSERT` or `UPDATE` collided with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -5,11 +5,12 @@ use sea_orm_migration::MigratorTrait;
 use tenancy_core::{SchemaName, TenantId};
 
 use crate::migrator::migration_names;
-use crate::pg::{INVALID_SCHEMA_NAME, has_sqlstate};
+use crate::pg::has_sqlstate;
 use crate::report::Direction;
 use crate::tenant_txn::{
     MigrationFailure, apply_pending, begin_for_migration, has_outside_transaction, revert_applied,
 };
+use tenancy_core::sqlstate::INVALID_SCHEMA_NAME;
 
 use super::mixed::{Target, run_mixed};
 use crate::{Error, TenantFleet, TenantRecord};
@@ -62,7 +63,7 @@ pub(super) async fn run_tenant<M: MigratorTrait>(
         .chain(fleet.config.shared_schemas())
         .any(|shared| shared.as_str() == record.schema.as_str())
     {
-        return Err(Error::SchemaIsShared {
+        return Err(Error::SchemaShared {
             tenant: record.id.clone(),
             schema: record.schema.clone(),
         });
