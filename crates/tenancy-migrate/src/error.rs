@@ -6,6 +6,10 @@ use tenancy_sea_orm::display_db_err;
 
 use crate::FleetRunError;
 
+mod kind;
+
+pub use kind::ErrorKind;
+
 /// What sea-orm-migration's default `MigrationTrait::down` returns: the
 /// only sign that a migration has no `down` of its own.
 const NO_DOWN: &str = "We Don't Do That Here";
@@ -74,10 +78,13 @@ pub enum Error {
 
     /// The schema is one the whole fleet shares (a shared schema on the
     /// search path, or the registry's schema); no tenant may own it, since
-    /// migrating or dropping the tenant would change or destroy it.
+    /// migrating or dropping the tenant would change or destroy it. Creating
+    /// or adopting such a tenant is refused, and so is migrating, rolling
+    /// back or dropping a tenant whose registry row (written by hand) names
+    /// it; nothing was done.
     #[error(
         "tenant {tenant} cannot own the schema {schema}: it is shared by every tenant (a shared \
-         schema of the fleet, or the registry's)"
+         schema of the fleet, or the registry's); nothing was done"
     )]
     SchemaShared {
         /// The tenant.
@@ -249,11 +256,12 @@ pub enum Error {
         record: crate::CorruptRecord,
     },
 
-    /// Reverting a migration of this tenant failed; the tenant's transaction
-    /// was rolled back whole, so every migration it had already reverted in
-    /// this run is applied again.
+    /// Reverting a migration of this tenant (its `down()`) failed; the
+    /// tenant's transaction was rolled back whole, so every migration it had
+    /// already reverted in this run is applied again. (Not to be confused
+    /// with `tenancy_sea_orm::Error::RevertFailed`, a failed `ROLLBACK`.)
     #[error("rolling back migrations of tenant {tenant} (schema {schema}) failed{}: {}", migration.as_ref().map(|m| format!(" in {m}")).unwrap_or_default(), display_db_err(source))]
-    Rollback {
+    RevertFailed {
         /// The tenant.
         tenant: TenantId,
         /// Its schema.
@@ -300,19 +308,6 @@ pub enum Error {
         /// The server's error.
         #[source]
         source: DbErr,
-    },
-
-    /// A tenant's registry row names one of the fleet's shared schemas (or
-    /// the registry's) as its schema; tenant migrations never run there.
-    #[error(
-        "refusing to run tenant migrations for tenant {tenant}: its schema {schema} is a shared \
-         schema"
-    )]
-    SchemaIsShared {
-        /// The tenant.
-        tenant: TenantId,
-        /// The shared schema its row names.
-        schema: SchemaName,
     },
 
     /// The fleet's connection goes through a transaction-mode pooler
@@ -379,7 +374,7 @@ impl Error {
                 migration,
             }
         } else {
-            Self::Rollback {
+            Self::RevertFailed {
                 tenant,
                 schema,
                 migration,

@@ -16,15 +16,28 @@ use crate::Error;
 /// event is about, so the last event of a run has `completed == total`.
 ///
 /// ```
-/// let progress = tenancy_migrate::Progress { completed: 3, total: 4 };
+/// let progress = tenancy_migrate::Progress::new(3, 4);
 /// assert_eq!(progress.to_string(), "3/4");
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub struct Progress {
     /// Tenants done so far.
     pub completed: usize,
     /// Tenants in the run.
     pub total: usize,
+}
+
+impl Progress {
+    /// `completed` of `total` tenants done (for event handlers' tests).
+    ///
+    /// ```
+    /// assert_eq!(tenancy_migrate::Progress::new(0, 2).total, 2);
+    /// ```
+    #[must_use]
+    pub fn new(completed: usize, total: usize) -> Self {
+        Self { completed, total }
+    }
 }
 
 impl fmt::Display for Progress {

@@ -143,7 +143,7 @@ mod tenant_txn;
 #[cfg_attr(docsrs, doc(cfg(feature = "cli")))]
 pub mod cli;
 
-pub use error::Error;
+pub use error::{Error, ErrorKind};
 pub use events::{EventHandler, MigrationEvent, Progress};
 pub use fleet::{FleetConfig, TenantFleet};
 pub use health::HealthReport;

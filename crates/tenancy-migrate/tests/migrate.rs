@@ -525,7 +525,7 @@ async fn a_failing_rollback_leaves_the_tenant_unchanged() -> TestResult {
 
     let err = fleet.rollback_tenant(&id("f1"), 2).await.unwrap_err();
     match &err {
-        Error::Rollback {
+        Error::RevertFailed {
             tenant, migration, ..
         } => {
             assert_eq!(*tenant, id("f1"));
@@ -631,7 +631,7 @@ async fn tenant_errors_name_the_tenant_and_touch_nothing() -> TestResult {
     )
     .await?;
     let err = shared.migrate_tenant(&id("sneaky")).await.unwrap_err();
-    assert!(matches!(err, Error::SchemaIsShared { .. }), "{err:?}");
+    assert!(matches!(err, Error::SchemaShared { .. }), "{err:?}");
     assert!(!table_exists(&conn, "extensions", "seaql_migrations").await?);
 
     conn.close().await?;

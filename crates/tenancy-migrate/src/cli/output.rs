@@ -123,7 +123,7 @@ fn hint(error: &Error, action: Action) -> Option<String> {
              run it again"
                 .to_owned()
         }
-        (Error::Migration { .. } | Error::Rollback { .. } | Error::Panicked { .. }, _) => {
+        (Error::Migration { .. } | Error::RevertFailed { .. } | Error::Panicked { .. }, _) => {
             "the tenant was rolled back unchanged; fix the migration and run it again".to_owned()
         }
         (Error::SharedMigration { .. }, _) => {
