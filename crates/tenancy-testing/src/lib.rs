@@ -54,6 +54,7 @@ mod admin;
 mod container;
 mod database;
 mod error;
+mod fixture;
 mod naming;
 mod pooler;
 mod source;

@@ -215,3 +215,57 @@ async fn an_env_url_that_answers_is_used() {
     assert!(exists(db.server_url(), db.name()).await);
     db.close().await.unwrap();
 }
+
+#[tokio::test]
+async fn with_runs_the_test_on_a_fresh_database_then_drops_it() {
+    let (name, server_url, answer) =
+        TestDatabase::with(async |db, conn| -> Result<_, Box<dyn std::error::Error>> {
+            assert!(exists(db.server_url(), db.name()).await);
+            let row = conn
+                .query_one_raw(Statement::from_string(
+                    DbBackend::Postgres,
+                    "SELECT current_database()::text AS db",
+                ))
+                .await?
+                .unwrap();
+            assert_eq!(row.try_get::<String>("", "db")?, db.name());
+            Ok((db.name().to_owned(), db.server_url().to_owned(), 42))
+        })
+        .await
+        .unwrap();
+    assert_eq!(answer, 42);
+    assert!(!exists(&server_url, &name).await);
+}
+
+#[tokio::test]
+async fn with_returns_the_tests_error_and_still_drops_the_database() {
+    let mut seen = None;
+    let err = TestDatabase::with(async |db, conn| -> Result<(), Box<dyn std::error::Error>> {
+        seen = Some((db.name().to_owned(), db.server_url().to_owned()));
+        conn.execute_unprepared("SELECT 1 / 0").await?;
+        Ok(())
+    })
+    .await
+    .unwrap_err();
+    assert!(err.to_string().contains("division by zero"), "{err}");
+    let (name, server_url) = seen.unwrap();
+    assert!(!exists(&server_url, &name).await);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn with_drops_the_database_when_the_test_panics() {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let task = tokio::spawn(async move {
+        TestDatabase::with(
+            async |db, _conn| -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+                tx.send((db.name().to_owned(), db.server_url().to_owned()))
+                    .unwrap();
+                panic!("expected panic: simulating a failing test");
+            },
+        )
+        .await
+    });
+    let (name, server_url) = rx.await.unwrap();
+    assert!(task.await.unwrap_err().is_panic());
+    assert!(!exists(&server_url, &name).await);
+}
