@@ -124,26 +124,28 @@ async fn apply_unknown(conn: &sea_orm::DatabaseConnection, schema: &str) -> Resu
 
 #[tokio::test]
 async fn health_reports_migrations_applied_but_unknown() -> TestResult {
-    let (db, conn, fleet) = fleet_db::<V1>().await?;
-    fleet.create(&id("acme"), NewTenant::new()).await?;
-    fleet.create(&id("globex"), NewTenant::new()).await?;
-    apply_unknown(&conn, "tenant_acme").await?;
+    TestDatabase::with(async |_db, conn| -> TestResult {
+        let conn = conn.clone();
+        let fleet = fleet_on::<V1>(&conn).await?;
+        fleet.create(&id("acme"), NewTenant::new()).await?;
+        fleet.create(&id("globex"), NewTenant::new()).await?;
+        apply_unknown(&conn, "tenant_acme").await?;
 
-    let health = fleet.health().await?;
-    assert!(!health.is_healthy(), "{health}");
-    assert_eq!(
-        health.unknown,
-        [(id("acme"), strings(&["m9999_from_a_newer_build"]))]
-    );
-    assert!(health.drifted.is_empty(), "{health}");
-    assert!(
-        health.to_string().contains("m9999_from_a_newer_build"),
-        "{health}"
-    );
+        let health = fleet.health().await?;
+        assert!(!health.is_healthy(), "{health}");
+        assert_eq!(
+            health.unknown,
+            [(id("acme"), strings(&["m9999_from_a_newer_build"]))]
+        );
+        assert!(health.drifted.is_empty(), "{health}");
+        assert!(
+            health.to_string().contains("m9999_from_a_newer_build"),
+            "{health}"
+        );
 
-    conn.close().await?;
-    db.close().await?;
-    Ok(())
+        Ok(())
+    })
+    .await
 }
 
 #[tokio::test]
@@ -288,17 +290,19 @@ async fn fleet_runs_migrate_provisioning_tenants_as_status_counts_them() -> Test
 async fn cli_health_fails_on_migrations_applied_but_unknown() -> TestResult {
     use tenancy_migrate::cli::{Exit, run_cli_with};
 
-    let (db, conn, fleet) = fleet_db::<Migrator>().await?;
-    fleet.create(&id("acme"), NewTenant::new()).await?;
-    apply_unknown(&conn, "tenant_acme").await?;
-    let argv = ["admin", "--database-url", db.url(), "health"];
-    let (mut out, mut err) = (Vec::new(), Vec::new());
-    let exit = run_cli_with::<Migrator, SharedMigrator, _, _>(argv, &mut out, &mut err).await;
-    let out = String::from_utf8(out)?;
-    assert_ne!(exit, Exit::Success, "{out}");
-    assert!(out.contains("m9999_from_a_newer_build"), "{out}");
+    TestDatabase::with(async |db, conn| -> TestResult {
+        let conn = conn.clone();
+        let fleet = fleet_on::<Migrator>(&conn).await?;
+        fleet.create(&id("acme"), NewTenant::new()).await?;
+        apply_unknown(&conn, "tenant_acme").await?;
+        let argv = ["admin", "--database-url", db.url(), "health"];
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        let exit = run_cli_with::<Migrator, SharedMigrator, _, _>(argv, &mut out, &mut err).await;
+        let out = String::from_utf8(out)?;
+        assert_ne!(exit, Exit::Success, "{out}");
+        assert!(out.contains("m9999_from_a_newer_build"), "{out}");
 
-    conn.close().await?;
-    db.close().await?;
-    Ok(())
+        Ok(())
+    })
+    .await
 }

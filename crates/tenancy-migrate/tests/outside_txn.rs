@@ -16,7 +16,10 @@ use sea_orm::{ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbErr, T
 use sea_orm_migration::{MigrationName, MigrationTrait, MigratorTrait, SchemaManager};
 use tenancy_migrate::{Error, MigrateAll, NewTenant, TenantFleet, TenantReport};
 
-use support_migrate::{BoxError, TestResult, fleet_db, id, query_all, schema, strings, versions};
+use support_migrate::{
+    BoxError, TestDatabase, TestResult, fleet_db, fleet_on, id, query_all, schema, strings,
+    versions,
+};
 
 const ITEMS: &str = "n0001_create_items";
 const INDEX: &str = "n0002_index_items_concurrently";
@@ -263,20 +266,22 @@ async fn create_index_concurrently_runs_outside_a_transaction_in_every_tenant() 
 #[tokio::test]
 async fn migrate_tenant_and_create_apply_transactional_and_outside_migrations_in_order()
 -> TestResult {
-    let (db, conn, fleet) = fleet_db::<V3>().await?;
-    let record = fleet.create(&id("acme"), NewTenant::new()).await?;
-    assert_eq!(record.status, tenancy_core::TenantStatus::Active);
-    assert_eq!(index_valid(&conn, "acme").await?, Some(true));
-    assert_eq!(
-        versions(&conn, "tenant_acme").await?,
-        Some(strings(&[ITEMS, INDEX, NOTE]))
-    );
-    let report = fleet.migrate_tenant(&id("acme")).await?;
-    assert!(report.applied.is_empty());
-    wait_no_advisory_locks(&conn).await?;
-    conn.close().await?;
-    db.close().await?;
-    Ok(())
+    TestDatabase::with(async |_db, conn| -> TestResult {
+        let conn = conn.clone();
+        let fleet = fleet_on::<V3>(&conn).await?;
+        let record = fleet.create(&id("acme"), NewTenant::new()).await?;
+        assert_eq!(record.status, tenancy_core::TenantStatus::Active);
+        assert_eq!(index_valid(&conn, "acme").await?, Some(true));
+        assert_eq!(
+            versions(&conn, "tenant_acme").await?,
+            Some(strings(&[ITEMS, INDEX, NOTE]))
+        );
+        let report = fleet.migrate_tenant(&id("acme")).await?;
+        assert!(report.applied.is_empty());
+        wait_no_advisory_locks(&conn).await?;
+        Ok(())
+    })
+    .await
 }
 
 #[tokio::test]
@@ -503,46 +508,48 @@ async fn failures_are_reported_per_tenant_and_the_others_migrate() -> TestResult
 
 #[tokio::test]
 async fn a_create_whose_outside_migration_fails_stays_provisioning_until_migrated() -> TestResult {
-    let (db, conn, fleet) = fleet_db::<V3Failing>().await?;
-    conn.execute_unprepared("CREATE TABLE public.fail_outside ()")
-        .await?;
+    TestDatabase::with(async |_db, conn| -> TestResult {
+        let conn = conn.clone();
+        let fleet = fleet_on::<V3Failing>(&conn).await?;
+        conn.execute_unprepared("CREATE TABLE public.fail_outside ()")
+            .await?;
 
-    let created = fleet.create(&id("acme"), NewTenant::new()).await;
-    let Err(err @ Error::ProvisioningUnfinished { .. }) = created else {
-        panic!("expected ProvisioningUnfinished, got {created:?}");
-    };
-    let Error::ProvisioningUnfinished { tenant, source } = &err else {
-        unreachable!()
-    };
-    assert_eq!(tenant.as_str(), "acme");
-    match source.as_ref() {
-        Error::OutsideTransactionFailed {
-            migration, applied, ..
-        } => {
-            assert_eq!(migration, FAILING);
-            assert_eq!(applied, &[ITEMS]);
+        let created = fleet.create(&id("acme"), NewTenant::new()).await;
+        let Err(err @ Error::ProvisioningUnfinished { .. }) = created else {
+            panic!("expected ProvisioningUnfinished, got {created:?}");
+        };
+        let Error::ProvisioningUnfinished { tenant, source } = &err else {
+            unreachable!()
+        };
+        assert_eq!(tenant.as_str(), "acme");
+        match source.as_ref() {
+            Error::OutsideTransactionFailed {
+                migration, applied, ..
+            } => {
+                assert_eq!(migration, FAILING);
+                assert_eq!(applied, &[ITEMS]);
+            }
+            other => panic!("{other:?}"),
         }
-        other => panic!("{other:?}"),
-    }
-    assert!(err.to_string().contains("stays provisioning"), "{err}");
-    // Registered, not served, with what was committed before the failure.
-    let record = fleet.get(&id("acme")).await?.unwrap();
-    assert_eq!(record.status, tenancy_core::TenantStatus::Provisioning);
-    assert_eq!(
-        versions(&conn, "tenant_acme").await?,
-        Some(strings(&[ITEMS]))
-    );
+        assert!(err.to_string().contains("stays provisioning"), "{err}");
+        // Registered, not served, with what was committed before the failure.
+        let record = fleet.get(&id("acme")).await?.unwrap();
+        assert_eq!(record.status, tenancy_core::TenantStatus::Provisioning);
+        assert_eq!(
+            versions(&conn, "tenant_acme").await?,
+            Some(strings(&[ITEMS]))
+        );
 
-    conn.execute_unprepared("DROP TABLE public.fail_outside")
-        .await?;
-    let report = fleet.migrate_tenant(&id("acme")).await?;
-    assert_eq!(report.applied, [FAILING, NOTE]);
-    let record = fleet.resume(&id("acme")).await?;
-    assert_eq!(record.status, tenancy_core::TenantStatus::Active);
-    wait_no_advisory_locks(&conn).await?;
-    conn.close().await?;
-    db.close().await?;
-    Ok(())
+        conn.execute_unprepared("DROP TABLE public.fail_outside")
+            .await?;
+        let report = fleet.migrate_tenant(&id("acme")).await?;
+        assert_eq!(report.applied, [FAILING, NOTE]);
+        let record = fleet.resume(&id("acme")).await?;
+        assert_eq!(record.status, tenancy_core::TenantStatus::Active);
+        wait_no_advisory_locks(&conn).await?;
+        Ok(())
+    })
+    .await
 }
 
 /// Where the child runner connects; set only for the child.

@@ -11,7 +11,7 @@ use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, DbErr, Statement, 
 use sea_orm_migration::{MigrationName, MigrationTrait, MigratorTrait, SchemaManager};
 use tenancy_core::{SchemaName, TenantId};
 use tenancy_migrate::TenantFleet;
-use tenancy_testing::TestDatabase;
+pub use tenancy_testing::TestDatabase;
 
 pub type TestResult = Result<(), Box<dyn StdError + Send + Sync>>;
 pub type BoxError = Box<dyn StdError + Send + Sync>;
@@ -190,6 +190,16 @@ pub async fn fleet_db<M: MigratorTrait>()
     let fleet = TenantFleet::<M>::new(conn.clone());
     fleet.install().await?;
     Ok((db, conn, fleet))
+}
+
+/// A fleet on `conn` (a fresh database's, from [`TestDatabase::with`]) with
+/// the registry installed.
+pub async fn fleet_on<M: MigratorTrait>(
+    conn: &DatabaseConnection,
+) -> Result<TenantFleet<M>, BoxError> {
+    let fleet = TenantFleet::<M>::new(conn.clone());
+    fleet.install().await?;
+    Ok(fleet)
 }
 
 /// Registers a tenant with `status` and, if `with_schema`, creates its
