@@ -1,31 +1,31 @@
 //! Every advisory lock tenancy takes, and how its key is made.
-//!
-//! A key is 64 bits: the high 32 are a class per kind of lock (four ASCII
-//! letters, so tenancy's locks never collide with an application's own
-//! small keys), the low 32 the OID of the schema the lock is about. The
-//! OID is unique while the schema exists, and casting the schema's name to
-//! `regnamespace` fails with SQLSTATE 3F000 when it does not, so a lock on a
-//! missing schema is refused rather than taken on nothing.
-//!
-//! The key is a SQL expression (the OID is the server's to look up), for
-//! `pg_advisory_xact_lock(…)`, `pg_advisory_lock(…)` and their `try_`
-//! variants. An application that must wait for tenancy (a backup script
-//! that must not run during a tenant's migration) takes the same key.
-//!
-//! ```
-//! use tenancy_core::{AdvisoryLock, SchemaName};
-//!
-//! let schema = SchemaName::new("tenant_acme")?;
-//! assert_eq!(
-//!     AdvisoryLock::TenantMigration.key(&schema),
-//!     r#"((1953394275::bigint << 32) | '"tenant_acme"'::regnamespace::oid::bigint)"#,
-//! );
-//! # Ok::<(), tenancy_core::Error>(())
-//! ```
 
 use crate::{SchemaName, SharedSchema};
 
-/// A kind of advisory lock tenancy takes; see the [module docs](self).
+/// A kind of advisory lock tenancy takes, and how its key is made.
+///
+/// A key is 64 bits: the high 32 are a class per kind of lock (four ASCII
+/// letters, so tenancy's locks never collide with an application's own
+/// small keys), the low 32 the OID of the schema the lock is about. The
+/// OID is unique while the schema exists, and casting the schema's name to
+/// `regnamespace` fails with SQLSTATE 3F000 when it does not, so a lock on a
+/// missing schema is refused rather than taken on nothing.
+///
+/// The key is a SQL expression (the OID is the server's to look up), for
+/// `pg_advisory_xact_lock(…)`, `pg_advisory_lock(…)` and their `try_`
+/// variants. An application that must wait for tenancy (a backup script
+/// that must not run during a tenant's migration) takes the same key.
+///
+/// ```
+/// use tenancy_core::{AdvisoryLock, SchemaName};
+///
+/// let schema = SchemaName::new("tenant_acme")?;
+/// assert_eq!(
+///     AdvisoryLock::TenantMigration.key(&schema),
+///     r#"((1953394275::bigint << 32) | '"tenant_acme"'::regnamespace::oid::bigint)"#,
+/// );
+/// # Ok::<(), tenancy_core::Error>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum AdvisoryLock {
