@@ -383,22 +383,15 @@ async fn schema_dropped_behind_the_librarys_back_is_refused_at_once() -> TestRes
 async fn usage_revoked_behind_the_librarys_back_is_refused_at_once() -> TestResult {
     let (test_db, conn) = setup(2).await?;
     let a = create_tenants(&conn, &["a"]).await?.remove(0);
-    let role = tenancy_core::RoleName::new(&format!(
-        "tenancy_commit_role_{}_{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)?
-            .subsec_nanos()
-    ))?;
-    let quoted = role.quoted();
-    conn.execute_unprepared(&format!(
-        "CREATE ROLE {quoted} NOLOGIN;
-         GRANT {quoted} TO current_user;
-         GRANT USAGE ON SCHEMA tenant_a TO {quoted};
-         GRANT SELECT, INSERT ON public.projects, tenant_a.projects TO {quoted};
-         GRANT USAGE ON SEQUENCE public.projects_id_seq, tenant_a.projects_id_seq TO {quoted}"
-    ))
+    let role = common::create_role(
+        &conn,
+        "tenancy_commit_role",
+        "GRANT USAGE ON SCHEMA tenant_a TO {role};
+         GRANT SELECT, INSERT ON public.projects, tenant_a.projects TO {role};
+         GRANT USAGE ON SEQUENCE public.projects_id_seq, tenant_a.projects_id_seq TO {role}",
+    )
     .await?;
+    let quoted = role.quoted();
     let outcome = async {
         let options = tenancy_sea_orm::ScopeOptions::new().role(role.clone());
         let probe = tenancy_core::TableName::new("projects")?;

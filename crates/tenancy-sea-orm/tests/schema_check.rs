@@ -8,7 +8,7 @@ mod common;
 
 use common::{TestResult, create_tenants, insert_project as insert, project, scalar, setup};
 use sea_orm::{ConnectionTrait as _, DatabaseConnection, DbErr, EntityTrait as _};
-use tenancy_core::{RoleName, Tenant};
+use tenancy_core::Tenant;
 use tenancy_sea_orm::{Error, ScopeOptions, TenantDb, TenantTransaction};
 
 const LEDGER: &str = "CREATE TABLE {s}.seaql_migrations \
@@ -117,24 +117,17 @@ async fn the_default_check_follows_the_role_privileges() -> TestResult {
     let (a, b) = (&tenants[0], &tenants[1]);
     add_ledger(&conn, "tenant_a").await?;
     add_ledger(&conn, "tenant_b").await?;
-    let role = RoleName::new(&format!(
-        "tenancy_check_role_{}_{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)?
-            .subsec_nanos()
-    ))?;
-    let quoted = role.quoted();
-    conn.execute_unprepared(&format!(
-        "CREATE ROLE {quoted} NOLOGIN;
-         GRANT {quoted} TO current_user;
-         GRANT USAGE ON SCHEMA tenant_a, tenant_b TO {quoted};
-         GRANT SELECT, INSERT ON public.projects, tenant_a.projects, tenant_b.projects TO {quoted};
+    let role = common::create_role(
+        &conn,
+        "tenancy_check_role",
+        "GRANT USAGE ON SCHEMA tenant_a, tenant_b TO {role};
+         GRANT SELECT, INSERT ON public.projects, tenant_a.projects, tenant_b.projects TO {role};
          GRANT USAGE ON SEQUENCE public.projects_id_seq, tenant_a.projects_id_seq,
-             tenant_b.projects_id_seq TO {quoted};
-         GRANT SELECT ON tenant_a.seaql_migrations TO {quoted}"
-    ))
+             tenant_b.projects_id_seq TO {role};
+         GRANT SELECT ON tenant_a.seaql_migrations TO {role}",
+    )
     .await?;
+    let quoted = role.quoted();
     let outcome = async {
         let db = TenantDb::new(conn.clone())?.with_options(ScopeOptions::new().role(role.clone()));
         // May read a's ledger: locked. May not read b's: the SELECT check.

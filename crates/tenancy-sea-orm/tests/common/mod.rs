@@ -292,3 +292,28 @@ pub async fn simple_text(conn: &DatabaseConnection, sql: &str) -> Result<Option<
     row.try_get::<Option<String>, _>(0)
         .map_err(|e| DbErr::Custom(format!("{sql}: {e}")))
 }
+
+/// A `NOLOGIN` role with a name of its own (`prefix`, the process id and the
+/// clock), granted to the current user so `SET ROLE` works, then `grants`
+/// run with `{role}` replaced by its quoted name. Drop it with
+/// `DROP OWNED BY …; DROP ROLE …` at the end of the test.
+pub async fn create_role(
+    conn: &DatabaseConnection,
+    prefix: &str,
+    grants: &str,
+) -> Result<tenancy_core::RoleName, Box<dyn StdError + Send + Sync>> {
+    let role = tenancy_core::RoleName::new(&format!(
+        "{prefix}_{}_{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)?
+            .subsec_nanos()
+    ))?;
+    let quoted = role.quoted();
+    conn.execute_unprepared(&format!(
+        "CREATE ROLE {quoted} NOLOGIN; GRANT {quoted} TO current_user; {}",
+        grants.replace("{role}", &quoted)
+    ))
+    .await?;
+    Ok(role)
+}
