@@ -36,8 +36,8 @@ pub enum Access {
 ///
 /// ```
 /// use http::request::Parts;
-/// use tenancy_axum::{Access, AccessCheck, VerifiedClaims};
-/// use tenancy_core::TenantId;
+/// use tenancy::web::{Access, AccessCheck, VerifiedClaims};
+/// use tenancy::TenantId;
 ///
 /// /// Members are listed in a table; the user id comes from a verified token.
 /// #[derive(Debug)]
@@ -84,7 +84,7 @@ where
 /// real check ([`TenancyLayer::check_access`](crate::TenancyLayer::check_access)).
 ///
 /// ```
-/// use tenancy_axum::{Access, AccessCheck, AllowAll};
+/// use tenancy::web::{Access, AccessCheck, AllowAll};
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// let (parts, ()) = http::Request::new(()).into_parts();
 /// assert_eq!(AllowAll.check(&parts, &"acme".parse()?).await, Access::Allow);

@@ -23,13 +23,13 @@ tokio::task_local! {
 /// can: an argument cannot silently be missing.
 ///
 /// ```
-/// use tenancy_core::Tenant;
+/// use tenancy::Tenant;
 ///
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
-/// assert_eq!(tenancy_axum::current_tenant(), None); // outside any request
+/// assert_eq!(tenancy::web::current_tenant(), None); // outside any request
 ///
 /// let acme = Tenant::from_id("acme".parse()?)?;
-/// let seen = tenancy_axum::scope_tenant(acme.clone(), async { tenancy_axum::current_tenant() }).await;
+/// let seen = tenancy::web::scope_tenant(acme.clone(), async { tenancy::web::current_tenant() }).await;
 /// assert_eq!(seen, Some(acme));
 /// # Ok(()) }
 /// ```
@@ -42,9 +42,9 @@ pub fn current_tenant() -> Option<Tenant> {
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
-/// let globex = tenancy_core::Tenant::from_id("globex".parse()?)?;
-/// let id = tenancy_axum::scope_tenant(globex, async {
-///     tenancy_axum::current_tenant().map(|t| t.id().to_string())
+/// let globex = tenancy::Tenant::from_id("globex".parse()?)?;
+/// let id = tenancy::web::scope_tenant(globex, async {
+///     tenancy::web::current_tenant().map(|t| t.id().to_string())
 /// })
 /// .await;
 /// assert_eq!(id.as_deref(), Some("globex"));
@@ -75,10 +75,10 @@ pub(crate) async fn call_scoped<F: Future>(tenant: Tenant, make: impl FnOnce() -
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
-/// let acme = tenancy_core::Tenant::from_id("acme".parse()?)?;
-/// let task = tenancy_axum::scope_tenant(acme, async {
+/// let acme = tenancy::Tenant::from_id("acme".parse()?)?;
+/// let task = tenancy::web::scope_tenant(acme, async {
 ///     // In a handler: send the welcome e-mail after answering.
-///     tenancy_axum::spawn_with_tenant(async { tenancy_axum::current_tenant() })
+///     tenancy::web::spawn_with_tenant(async { tenancy::web::current_tenant() })
 /// })
 /// .await;
 /// assert_eq!(task.await?.map(|t| t.id().to_string()).as_deref(), Some("acme"));

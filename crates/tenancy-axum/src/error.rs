@@ -42,7 +42,7 @@ impl ErrorKind {
     ///
     /// ```
     /// use axum::http::StatusCode;
-    /// use tenancy_axum::ErrorKind;
+    /// use tenancy::web::ErrorKind;
     /// assert_eq!(ErrorKind::NotFound.status(), StatusCode::NOT_FOUND);
     /// assert_eq!(ErrorKind::Unavailable.status(), StatusCode::SERVICE_UNAVAILABLE);
     /// ```
@@ -61,7 +61,7 @@ impl ErrorKind {
     /// A stable, machine-readable code (the `code` field of the body).
     ///
     /// ```
-    /// assert_eq!(tenancy_axum::ErrorKind::NoTenant.code(), "no_tenant");
+    /// assert_eq!(tenancy::web::ErrorKind::NoTenant.code(), "no_tenant");
     /// ```
     #[must_use]
     pub fn code(self) -> &'static str {
@@ -80,7 +80,7 @@ impl ErrorKind {
     /// The message a caller sees (the `error` field of the body).
     ///
     /// ```
-    /// assert_eq!(tenancy_axum::ErrorKind::NotFound.message(), "no such tenant");
+    /// assert_eq!(tenancy::web::ErrorKind::NotFound.message(), "no such tenant");
     /// ```
     #[must_use]
     pub fn message(self) -> &'static str {
@@ -109,7 +109,7 @@ impl ErrorKind {
 ///
 /// ```
 /// use axum::response::IntoResponse;
-/// use tenancy_axum::{Error, ErrorKind};
+/// use tenancy::web::{Error, ErrorKind};
 ///
 /// let err = Error::from(sea_orm::DbErr::Custom(r#"relation "tenant_acme.project" does not exist"#.into()));
 /// assert_eq!(err.kind(), ErrorKind::Internal);
@@ -127,7 +127,7 @@ impl Error {
     /// An error of this kind with no cause.
     ///
     /// ```
-    /// let err = tenancy_axum::Error::new(tenancy_axum::ErrorKind::NotFound);
+    /// let err = tenancy::web::Error::new(tenancy::web::ErrorKind::NotFound);
     /// assert_eq!(err.status(), 404);
     /// ```
     #[must_use]
@@ -138,7 +138,7 @@ impl Error {
     /// An error of this kind caused by `source` (logged, never shown).
     ///
     /// ```
-    /// use tenancy_axum::{Error, ErrorKind};
+    /// use tenancy::web::{Error, ErrorKind};
     /// let err = Error::with_source(ErrorKind::Internal, std::io::Error::other("disk full"));
     /// assert_eq!(err.to_string(), "internal server error");
     /// ```
@@ -156,7 +156,7 @@ impl Error {
     /// What went wrong, as far as a caller may know.
     ///
     /// ```
-    /// use tenancy_axum::{Error, ErrorKind};
+    /// use tenancy::web::{Error, ErrorKind};
     /// assert_eq!(Error::new(ErrorKind::NoTenant).kind(), ErrorKind::NoTenant);
     /// ```
     #[must_use]
@@ -167,7 +167,7 @@ impl Error {
     /// The HTTP status of the response.
     ///
     /// ```
-    /// use tenancy_axum::{Error, ErrorKind};
+    /// use tenancy::web::{Error, ErrorKind};
     /// assert_eq!(Error::new(ErrorKind::InvalidTenant).status(), 400);
     /// ```
     #[must_use]

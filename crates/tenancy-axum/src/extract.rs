@@ -13,7 +13,7 @@ use crate::error::{Error, ErrorKind};
 /// not see is a bug in the router's setup: answered 500 and logged.
 ///
 /// ```
-/// use tenancy_axum::CurrentTenant;
+/// use tenancy::web::CurrentTenant;
 ///
 /// async fn whoami(CurrentTenant(tenant): CurrentTenant) -> String {
 ///     tenant.id().to_string()
@@ -42,7 +42,7 @@ impl<S: Send + Sync> FromRequestParts<S> for CurrentTenant {
 /// ```
 /// use axum::Json;
 /// use sea_orm::{ConnectionTrait, DbErr, Statement};
-/// use tenancy_axum::{Error, ScopedDb};
+/// use tenancy::web::{Error, ScopedDb};
 ///
 /// async fn count_notes(db: ScopedDb) -> Result<Json<i64>, Error> {
 ///     let txn = db.begin().await?; // BEGIN; SET LOCAL search_path TO "tenant_…", "public"
@@ -65,9 +65,9 @@ impl ScopedDb {
     /// Build one yourself for background jobs and tests.
     ///
     /// ```
-    /// # fn demo(db: tenancy_sea_orm::TenantDb) -> Result<(), Box<dyn std::error::Error>> {
-    /// let acme = tenancy_core::Tenant::from_id("acme".parse()?)?;
-    /// let scoped = tenancy_axum::ScopedDb::new(db, acme);
+    /// # fn demo(db: tenancy::orm::TenantDb) -> Result<(), Box<dyn std::error::Error>> {
+    /// let acme = tenancy::Tenant::from_id("acme".parse()?)?;
+    /// let scoped = tenancy::web::ScopedDb::new(db, acme);
     /// assert_eq!(scoped.tenant().id().as_str(), "acme");
     /// # Ok(()) }
     /// ```
@@ -79,7 +79,7 @@ impl ScopedDb {
     /// The tenant every transaction of this handle is scoped to.
     ///
     /// ```
-    /// # fn demo(scoped: tenancy_axum::ScopedDb) {
+    /// # fn demo(scoped: tenancy::web::ScopedDb) {
     /// tracing::info!(tenant = %scoped.tenant_id(), "exporting");
     /// # }
     /// ```
@@ -91,8 +91,8 @@ impl ScopedDb {
     /// The tenant's id.
     ///
     /// ```
-    /// # fn demo(scoped: tenancy_axum::ScopedDb) {
-    /// let id: &tenancy_core::TenantId = scoped.tenant_id();
+    /// # fn demo(scoped: tenancy::web::ScopedDb) {
+    /// let id: &tenancy::TenantId = scoped.tenant_id();
     /// # }
     /// ```
     #[must_use]
@@ -104,7 +104,7 @@ impl ScopedDb {
     /// (an admin endpoint): nothing scopes it to this request's tenant.
     ///
     /// ```
-    /// # fn demo(scoped: tenancy_axum::ScopedDb) {
+    /// # fn demo(scoped: tenancy::web::ScopedDb) {
     /// let shared: &sea_orm::DatabaseConnection = scoped.db().connection();
     /// # }
     /// ```
@@ -120,7 +120,7 @@ impl ScopedDb {
     /// connection could be had, 500 otherwise).
     ///
     /// ```
-    /// # async fn demo(scoped: tenancy_axum::ScopedDb) -> Result<(), tenancy_axum::Error> {
+    /// # async fn demo(scoped: tenancy::web::ScopedDb) -> Result<(), tenancy::web::Error> {
     /// let txn = scoped.begin().await?;
     /// // … entity queries on &txn …
     /// txn.commit().await?;
@@ -137,8 +137,8 @@ impl ScopedDb {
     /// As [`TenantDb::begin_with`].
     ///
     /// ```
-    /// # async fn demo(scoped: tenancy_axum::ScopedDb) -> Result<(), tenancy_axum::Error> {
-    /// let read_only = tenancy_sea_orm::ScopeOptions::new().access_mode(sea_orm::AccessMode::ReadOnly);
+    /// # async fn demo(scoped: tenancy::web::ScopedDb) -> Result<(), tenancy::web::Error> {
+    /// let read_only = tenancy::orm::ScopeOptions::new().access_mode(sea_orm::AccessMode::ReadOnly);
     /// let txn = scoped.begin_with(&read_only).await?;
     /// txn.rollback().await?;
     /// # Ok(()) }
@@ -161,9 +161,9 @@ impl ScopedDb {
     /// ```
     /// use sea_orm::ConnectionTrait;
     ///
-    /// # async fn demo(scoped: tenancy_axum::ScopedDb) -> Result<(), tenancy_axum::Error> {
+    /// # async fn demo(scoped: tenancy::web::ScopedDb) -> Result<(), tenancy::web::Error> {
     /// scoped
-    ///     .transaction::<_, _, tenancy_axum::Error>(async |txn| {
+    ///     .transaction::<_, _, tenancy::web::Error>(async |txn| {
     ///         txn.execute_unprepared("INSERT INTO note VALUES ('hello')").await?;
     ///         Ok(())
     ///     })

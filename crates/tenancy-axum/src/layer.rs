@@ -64,11 +64,11 @@ use crate::parts::HttpParts;
 /// ```
 /// use axum::{Router, routing::get};
 /// use http::request::Parts;
-/// use tenancy_axum::{Access, CurrentTenant, TenancyLayer, VerifiedClaims};
-/// use tenancy_core::{TenantId, TenantStatus};
-/// use tenancy_core::resolve::{HeaderResolver, ResolverChain, SubdomainResolver};
+/// use tenancy::web::{Access, CurrentTenant, TenancyLayer, VerifiedClaims};
+/// use tenancy::{TenantId, TenantStatus};
+/// use tenancy::resolve::{HeaderResolver, ResolverChain, SubdomainResolver};
 ///
-/// # fn demo(db: tenancy_sea_orm::TenantDb) {
+/// # fn demo(db: tenancy::orm::TenantDb) {
 /// let resolver = ResolverChain::new()
 ///     .with(SubdomainResolver::new("example.com"))
 ///     .with(HeaderResolver::default());
@@ -107,9 +107,9 @@ impl TenancyLayer<AllowAll> {
     /// with [`check_access`](Self::check_access).
     ///
     /// ```
-    /// # fn demo(db: tenancy_sea_orm::TenantDb) {
-    /// use tenancy_core::resolve::{HeaderResolver, ResolverChain};
-    /// let layer = tenancy_axum::TenancyLayer::new(db, ResolverChain::new().with(HeaderResolver::default()));
+    /// # fn demo(db: tenancy::orm::TenantDb) {
+    /// use tenancy::resolve::{HeaderResolver, ResolverChain};
+    /// let layer = tenancy::web::TenancyLayer::new(db, ResolverChain::new().with(HeaderResolver::default()));
     /// # }
     /// ```
     #[must_use]
@@ -128,9 +128,9 @@ impl<C: AccessCheck> TenancyLayer<C> {
     /// the tenant it names (see [`AccessCheck`]).
     ///
     /// ```
-    /// # fn demo(layer: tenancy_axum::TenancyLayer) {
-    /// use tenancy_axum::Access;
-    /// let layer = layer.check_access(|request: &http::request::Parts, _tenant: &tenancy_core::TenantId| {
+    /// # fn demo(layer: tenancy::web::TenancyLayer) {
+    /// use tenancy::web::Access;
+    /// let layer = layer.check_access(|request: &http::request::Parts, _tenant: &tenancy::TenantId| {
     ///     if request.headers.contains_key("authorization") { Access::Allow } else { Access::Unauthenticated }
     /// });
     /// # }
@@ -150,7 +150,7 @@ impl<C: AccessCheck> TenancyLayer<C> {
     /// which tenant ids exist: only for apps whose ids are public anyway.
     ///
     /// ```
-    /// # fn demo(layer: tenancy_axum::TenancyLayer) {
+    /// # fn demo(layer: tenancy::web::TenancyLayer) {
     /// let layer = layer.distinguish_forbidden();
     /// # }
     /// ```

@@ -32,8 +32,8 @@
 //! ```
 //! use axum::{Json, Router, routing::get};
 //! use sea_orm::ConnectionTrait;
-//! use tenancy_axum::{Error, ScopedDb, TenancyLayer};
-//! use tenancy_core::resolve::{HeaderResolver, ResolverChain};
+//! use tenancy::web::{Error, ScopedDb, TenancyLayer};
+//! use tenancy::resolve::{HeaderResolver, ResolverChain};
 //! use tower::ServiceExt as _;
 //!
 //! /// Inserts a note into the request's tenant's schema.
@@ -52,7 +52,7 @@
 //! #      INSERT INTO tenants VALUES ('acme', 'tenant_acme', 'active');
 //! #      CREATE SCHEMA tenant_acme; CREATE TABLE tenant_acme.note (body text)",
 //! # ).await?;
-//! let db = tenancy_sea_orm::TenantDb::new(conn.clone())?;
+//! let db = tenancy::orm::TenantDb::new(conn.clone())?;
 //! let app = Router::new()
 //!     .route("/notes", axum::routing::post(add_note))
 //!     .layer(TenancyLayer::new(db, ResolverChain::new().with(HeaderResolver::default())));

@@ -15,7 +15,7 @@ use tenancy_core::resolve::RequestParts;
 /// never fill this from a token you have not verified.
 ///
 /// ```
-/// use tenancy_axum::VerifiedClaims;
+/// use tenancy::web::VerifiedClaims;
 ///
 /// let mut request = http::Request::new(());
 /// // In your auth middleware, after verifying the token:
@@ -34,7 +34,7 @@ impl VerifiedClaims {
     /// No claims.
     ///
     /// ```
-    /// assert_eq!(tenancy_axum::VerifiedClaims::new().get("sub"), None);
+    /// assert_eq!(tenancy::web::VerifiedClaims::new().get("sub"), None);
     /// ```
     #[must_use]
     pub fn new() -> Self {
@@ -44,7 +44,7 @@ impl VerifiedClaims {
     /// These claims and `name: value` (replacing an earlier value).
     ///
     /// ```
-    /// let claims = tenancy_axum::VerifiedClaims::new().with("org", "acme");
+    /// let claims = tenancy::web::VerifiedClaims::new().with("org", "acme");
     /// assert_eq!(claims.get("org"), Some("acme"));
     /// ```
     #[must_use]
@@ -56,7 +56,7 @@ impl VerifiedClaims {
     /// Adds `name: value`, replacing an earlier value.
     ///
     /// ```
-    /// let mut claims = tenancy_axum::VerifiedClaims::new();
+    /// let mut claims = tenancy::web::VerifiedClaims::new();
     /// claims.insert("org", "acme");
     /// assert_eq!(claims.get("org"), Some("acme"));
     /// ```
@@ -67,7 +67,7 @@ impl VerifiedClaims {
     /// The value of the claim `name` (compared exactly).
     ///
     /// ```
-    /// let claims = tenancy_axum::VerifiedClaims::new().with("org", "acme");
+    /// let claims = tenancy::web::VerifiedClaims::new().with("org", "acme");
     /// assert_eq!(claims.get("Org"), None);
     /// ```
     #[must_use]

@@ -24,7 +24,7 @@ use crate::{SchemaName, SharedSchema};
 ///     AdvisoryLock::TenantMigration.key(&schema),
 ///     r#"((1953394275::bigint << 32) | '"tenant_acme"'::regnamespace::oid::bigint)"#,
 /// );
-/// # Ok::<(), tenancy_core::Error>(())
+/// # Ok::<(), tenancy::NameError>(())
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]

@@ -6,7 +6,7 @@ use std::fmt;
 /// rule set rejected the input.
 ///
 /// ```
-/// use tenancy_core::{Error, NameKind, TenantId};
+/// use tenancy::{NameError as Error, NameKind, TenantId};
 ///
 /// let err = TenantId::new("").unwrap_err();
 /// assert!(matches!(err, Error::Empty { kind: NameKind::TenantId }));
@@ -49,7 +49,7 @@ impl fmt::Display for NameKind {
 /// what to fix.
 ///
 /// ```
-/// use tenancy_core::{Error, SchemaName};
+/// use tenancy::{NameError as Error, SchemaName};
 ///
 /// let err = SchemaName::new("tenant-acme").unwrap_err();
 /// assert!(matches!(err, Error::InvalidCharacter { position: 6, character: '-', .. }));

@@ -8,8 +8,8 @@
 /// against the server's own `pg_get_keywords()`.
 ///
 /// ```
-/// assert!(tenancy_core::RESERVED_KEYWORDS.contains(&"user"));
-/// assert!(tenancy_core::RESERVED_KEYWORDS.is_sorted());
+/// assert!(tenancy::RESERVED_KEYWORDS.contains(&"user"));
+/// assert!(tenancy::RESERVED_KEYWORDS.is_sorted());
 /// ```
 pub const RESERVED_KEYWORDS: &[&str] = &[
     "all",

@@ -29,7 +29,7 @@
 //!   reads the registry and the one that writes it.
 //!
 //! ```
-//! use tenancy_core::{SchemaNaming, TenantId, Tenant, TenantScope};
+//! use tenancy::{SchemaNaming, TenantId, Tenant, TenantScope};
 //!
 //! let id = TenantId::new("acme-corp")?;
 //! let tenant = Tenant::from_id(id)?;
@@ -38,7 +38,7 @@
 //!     tenant.search_path().set_local_statement(),
 //!     r#"SET LOCAL search_path TO "tenant_acme_corp", "public""#,
 //! );
-//! # Ok::<(), tenancy_core::Error>(())
+//! # Ok::<(), tenancy::NameError>(())
 //! ```
 //!
 //! # Features

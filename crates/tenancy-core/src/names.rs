@@ -10,13 +10,13 @@ use crate::ident::{quote_identifier, validate_identifier};
 /// PostgreSQL reserves them for its predefined roles.
 ///
 /// ```
-/// use tenancy_core::RoleName;
+/// use tenancy::RoleName;
 ///
 /// let role = RoleName::new("tenant_acme_rw")?;
 /// assert_eq!(role.quoted(), r#""tenant_acme_rw""#);
 /// assert!(RoleName::new("pg_read_all_data").is_err());
 /// assert!(RoleName::new("Admin").is_err());
-/// # Ok::<(), tenancy_core::Error>(())
+/// # Ok::<(), tenancy::NameError>(())
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct RoleName(Box<str>);
@@ -29,7 +29,7 @@ impl RoleName {
     /// [`Error::SystemSchema`].
     ///
     /// ```
-    /// assert!(tenancy_core::RoleName::new("user").is_err());
+    /// assert!(tenancy::RoleName::new("user").is_err());
     /// ```
     pub fn new(input: &str) -> Result<Self, Error> {
         validate_identifier(input, NameKind::RoleName)?;
@@ -39,8 +39,8 @@ impl RoleName {
     /// The name rendered as a quoted SQL identifier.
     ///
     /// ```
-    /// assert_eq!(tenancy_core::RoleName::new("app")?.quoted(), r#""app""#);
-    /// # Ok::<(), tenancy_core::Error>(())
+    /// assert_eq!(tenancy::RoleName::new("app")?.quoted(), r#""app""#);
+    /// # Ok::<(), tenancy::NameError>(())
     /// ```
     #[must_use]
     pub fn quoted(&self) -> String {
@@ -58,9 +58,9 @@ impl PartialEq<str> for RoleName {
 
 impl PartialEq<&str> for RoleName {
     /// ```
-    /// let role = tenancy_core::RoleName::new("app")?;
+    /// let role = tenancy::RoleName::new("app")?;
     /// assert!(role == "app");
-    /// # Ok::<(), tenancy_core::Error>(())
+    /// # Ok::<(), tenancy::NameError>(())
     /// ```
     fn eq(&self, other: &&str) -> bool {
         *self.0 == **other
@@ -71,12 +71,12 @@ impl PartialEq<&str> for RoleName {
 /// (the tenant registry's is `tenants` by default).
 ///
 /// ```
-/// use tenancy_core::{SharedSchema, TableName};
+/// use tenancy::{SharedSchema, TableName};
 ///
 /// let table = TableName::new("tenants")?;
 /// assert_eq!(table.qualified(&SharedSchema::public()), r#""public"."tenants""#);
 /// assert!(TableName::new("tenants; drop table x").is_err());
-/// # Ok::<(), tenancy_core::Error>(())
+/// # Ok::<(), tenancy::NameError>(())
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct TableName(Box<str>);
@@ -89,7 +89,7 @@ impl TableName {
     /// [`Error::SystemSchema`].
     ///
     /// ```
-    /// assert!(tenancy_core::TableName::new("tenant_registry").is_ok());
+    /// assert!(tenancy::TableName::new("tenant_registry").is_ok());
     /// ```
     pub fn new(input: &str) -> Result<Self, Error> {
         validate_identifier(input, NameKind::TableName)?;
@@ -99,9 +99,9 @@ impl TableName {
     /// `tenants`, the tenant registry's default table name.
     ///
     /// ```
-    /// use tenancy_core::TableName;
+    /// use tenancy::TableName;
     /// assert_eq!(TableName::tenants(), TableName::new("tenants")?);
-    /// # Ok::<(), tenancy_core::Error>(())
+    /// # Ok::<(), tenancy::NameError>(())
     /// ```
     #[must_use]
     pub fn tenants() -> Self {
@@ -112,9 +112,9 @@ impl TableName {
     /// tenant schema migrated by `tenancy-migrate` has one.
     ///
     /// ```
-    /// use tenancy_core::TableName;
+    /// use tenancy::TableName;
     /// assert_eq!(TableName::migration_ledger(), TableName::new("seaql_migrations")?);
-    /// # Ok::<(), tenancy_core::Error>(())
+    /// # Ok::<(), tenancy::NameError>(())
     /// ```
     #[must_use]
     pub fn migration_ledger() -> Self {
@@ -124,8 +124,8 @@ impl TableName {
     /// The name rendered as a quoted SQL identifier.
     ///
     /// ```
-    /// assert_eq!(tenancy_core::TableName::new("tenants")?.quoted(), r#""tenants""#);
-    /// # Ok::<(), tenancy_core::Error>(())
+    /// assert_eq!(tenancy::TableName::new("tenants")?.quoted(), r#""tenants""#);
+    /// # Ok::<(), tenancy::NameError>(())
     /// ```
     #[must_use]
     pub fn quoted(&self) -> String {
@@ -135,10 +135,10 @@ impl TableName {
     /// The schema-qualified, quoted name: `"schema"."table"`.
     ///
     /// ```
-    /// use tenancy_core::{SharedSchema, TableName};
+    /// use tenancy::{SharedSchema, TableName};
     /// let table = TableName::new("tenants")?;
     /// assert_eq!(table.qualified(&SharedSchema::new("control")?), r#""control"."tenants""#);
-    /// # Ok::<(), tenancy_core::Error>(())
+    /// # Ok::<(), tenancy::NameError>(())
     /// ```
     #[must_use]
     pub fn qualified(&self, schema: &crate::SharedSchema) -> String {

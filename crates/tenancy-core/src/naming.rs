@@ -12,7 +12,7 @@ use crate::{SchemaName, TenantId};
 /// surprise.
 ///
 /// ```
-/// use tenancy_core::{SchemaNaming, TenantId};
+/// use tenancy::{SchemaNaming, TenantId};
 ///
 /// let naming = SchemaNaming::default();
 /// let schema = naming.schema_for(&TenantId::new("acme-corp")?)?;
@@ -20,7 +20,7 @@ use crate::{SchemaName, TenantId};
 ///
 /// let custom = SchemaNaming::with_prefix("t_")?;
 /// assert_eq!(custom.schema_for(&TenantId::new("acme")?)?.as_str(), "t_acme");
-/// # Ok::<(), tenancy_core::Error>(())
+/// # Ok::<(), tenancy::NameError>(())
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct SchemaNaming {
@@ -41,7 +41,7 @@ impl SchemaNaming {
     /// `_`, not start with `pg_`, and leave room for at least one character.
     ///
     /// ```
-    /// use tenancy_core::SchemaNaming;
+    /// use tenancy::SchemaNaming;
     ///
     /// assert!(SchemaNaming::with_prefix("").is_ok());
     /// assert!(SchemaNaming::with_prefix("Tenant-").is_err());
@@ -67,7 +67,7 @@ impl SchemaNaming {
     /// The prefix every tenant schema name starts with.
     ///
     /// ```
-    /// assert_eq!(tenancy_core::SchemaNaming::default().prefix(), "tenant_");
+    /// assert_eq!(tenancy::SchemaNaming::default().prefix(), "tenant_");
     /// ```
     #[must_use]
     pub fn prefix(&self) -> &str {
@@ -82,12 +82,12 @@ impl SchemaNaming {
     /// [`SchemaName`] (only possible with an empty or unusual prefix).
     ///
     /// ```
-    /// use tenancy_core::{Error, SchemaNaming, TenantId};
+    /// use tenancy::{NameError as Error, SchemaNaming, TenantId};
     ///
     /// let long = TenantId::new(&"a".repeat(60))?;
     /// let err = SchemaNaming::default().schema_for(&long).unwrap_err();
     /// assert!(matches!(err, Error::DerivedSchemaTooLong { len: 67, max: 63, .. }));
-    /// # Ok::<(), tenancy_core::Error>(())
+    /// # Ok::<(), tenancy::NameError>(())
     /// ```
     pub fn schema_for(&self, tenant: &TenantId) -> Result<SchemaName, Error> {
         let mut schema = String::with_capacity(self.prefix.len() + tenant.as_str().len());

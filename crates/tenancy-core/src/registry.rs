@@ -42,7 +42,7 @@ use crate::{SchemaName, SharedSchema, TableName, Tenant, TenantId, TenantStatus}
 /// payload (`SELECT pg_notify('tenancy_registry', 'acme')`).
 ///
 /// ```
-/// assert_eq!(tenancy_core::registry::NOTIFY_CHANNEL, "tenancy_registry");
+/// assert_eq!(tenancy::registry::NOTIFY_CHANNEL, "tenancy_registry");
 /// ```
 pub const NOTIFY_CHANNEL: &str = "tenancy_registry";
 
@@ -62,7 +62,7 @@ pub mod columns {
     /// `SELECT` list.
     ///
     /// ```
-    /// use tenancy_core::registry::columns;
+    /// use tenancy::registry::columns;
     /// assert_eq!(columns::SELECT_LIST, "tenant_id, schema_name, display_name, domain, status");
     /// ```
     pub const SELECT_LIST: &str = "tenant_id, schema_name, display_name, domain, status";
@@ -72,13 +72,13 @@ pub mod columns {
 /// `"public"."tenants"` by default.
 ///
 /// ```
-/// use tenancy_core::registry::RegistryTable;
-/// use tenancy_core::{SharedSchema, TableName};
+/// use tenancy::registry::RegistryTable;
+/// use tenancy::{SharedSchema, TableName};
 ///
 /// assert_eq!(RegistryTable::default().qualified(), r#""public"."tenants""#);
 /// let moved = RegistryTable::new(SharedSchema::new("control")?, TableName::new("registry")?);
 /// assert_eq!(moved.qualified(), r#""control"."registry""#);
-/// # Ok::<(), tenancy_core::Error>(())
+/// # Ok::<(), tenancy::NameError>(())
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct RegistryTable {
@@ -96,10 +96,10 @@ impl RegistryTable {
     /// The registry at `schema.table`.
     ///
     /// ```
-    /// use tenancy_core::{SharedSchema, TableName, registry::RegistryTable};
+    /// use tenancy::{SharedSchema, TableName, registry::RegistryTable};
     /// let table = RegistryTable::new(SharedSchema::public(), TableName::new("tenant_registry")?);
     /// assert_eq!(table.table().as_str(), "tenant_registry");
-    /// # Ok::<(), tenancy_core::Error>(())
+    /// # Ok::<(), tenancy::NameError>(())
     /// ```
     #[must_use]
     pub fn new(schema: SharedSchema, table: TableName) -> Self {
@@ -109,7 +109,7 @@ impl RegistryTable {
     /// The shared schema holding the table.
     ///
     /// ```
-    /// let table = tenancy_core::registry::RegistryTable::default();
+    /// let table = tenancy::registry::RegistryTable::default();
     /// assert_eq!(table.schema().as_str(), "public");
     /// ```
     #[must_use]
@@ -120,7 +120,7 @@ impl RegistryTable {
     /// The table's name.
     ///
     /// ```
-    /// let table = tenancy_core::registry::RegistryTable::default();
+    /// let table = tenancy::registry::RegistryTable::default();
     /// assert_eq!(table.table().as_str(), "tenants");
     /// ```
     #[must_use]
@@ -131,7 +131,7 @@ impl RegistryTable {
     /// The table as it appears in SQL: `"schema"."table"`.
     ///
     /// ```
-    /// let table = tenancy_core::registry::RegistryTable::default();
+    /// let table = tenancy::registry::RegistryTable::default();
     /// assert_eq!(table.qualified(), r#""public"."tenants""#);
     /// ```
     #[must_use]
@@ -143,8 +143,8 @@ impl RegistryTable {
 /// One registry row, validated.
 ///
 /// ```
-/// use tenancy_core::TenantStatus;
-/// use tenancy_core::registry::TenantRecord;
+/// use tenancy::TenantStatus;
+/// use tenancy::registry::TenantRecord;
 ///
 /// let row = [("tenant_id", "acme"), ("schema_name", "tenant_acme"), ("display_name", "Acme"),
 ///            ("status", "suspended")];
@@ -153,7 +153,7 @@ impl RegistryTable {
 /// })?;
 /// assert_eq!(record.status, TenantStatus::Suspended);
 /// assert_eq!(record.domain, None);
-/// # Ok::<(), tenancy_core::registry::CorruptRecord>(())
+/// # Ok::<(), tenancy::registry::CorruptRecord>(())
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize))]
@@ -182,7 +182,7 @@ impl TenantRecord {
     /// `status`, an invalid id or schema name, an unknown status.
     ///
     /// ```
-    /// use tenancy_core::registry::TenantRecord;
+    /// use tenancy::registry::TenantRecord;
     ///
     /// let bad = TenantRecord::from_columns(|column| {
     ///     Ok(Some(match column {
@@ -251,9 +251,9 @@ impl TenantRecord {
     /// The tenant to scope to: its id and schema, whatever its status.
     ///
     /// ```
-    /// # use tenancy_core::registry::TenantRecord;
+    /// # use tenancy::registry::TenantRecord;
     /// # fn demo(record: TenantRecord) {
-    /// use tenancy_core::TenantScope;
+    /// use tenancy::TenantScope;
     /// let tenant = record.tenant();
     /// assert_eq!(tenant.schema(), &record.schema);
     /// # }
@@ -274,7 +274,7 @@ impl TenantRecord {
 /// ([`Display`](fmt::Display) does).
 ///
 /// ```
-/// fn alert(bad: &tenancy_core::registry::CorruptRecord) {
+/// fn alert(bad: &tenancy::registry::CorruptRecord) {
 ///     eprintln!("{bad}"); // the tenant id quoted and escaped, and what is wrong
 /// }
 /// ```
@@ -298,7 +298,7 @@ impl CorruptRecord {
     /// no reason to leave a tenant out).
     ///
     /// ```
-    /// # fn demo(bad: tenancy_core::registry::CorruptRecord) {
+    /// # fn demo(bad: tenancy::registry::CorruptRecord) {
     /// let in_run = bad.in_run(|status| status.allows_access());
     /// # }
     /// ```

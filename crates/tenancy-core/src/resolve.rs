@@ -58,8 +58,8 @@
 //! belongs to the resolved tenant before serving it.
 //!
 //! ```
-//! use tenancy_core::TenantId;
-//! use tenancy_core::resolve::{
+//! use tenancy::TenantId;
+//! use tenancy::resolve::{
 //!     ClaimResolver, Malformed, NotPresent, RequestView, Resolution, ResolveTenant,
 //!     ResolverChain, SubdomainResolver,
 //! };
@@ -89,7 +89,7 @@
 //!     chain.resolve(&request),
 //!     Resolution::NotPresent(NotPresent::ReservedLabel { .. }),
 //! ));
-//! # Ok::<(), tenancy_core::Error>(())
+//! # Ok::<(), tenancy::NameError>(())
 //! ```
 
 mod chain;

@@ -16,7 +16,7 @@ use crate::ident::{quote_identifier, quote_literal, validate_identifier};
 /// The only way into SQL is [`SchemaName::quoted`].
 ///
 /// ```
-/// use tenancy_core::SchemaName;
+/// use tenancy::SchemaName;
 ///
 /// let schema = SchemaName::new("tenant_acme")?;
 /// assert_eq!(schema.quoted(), r#""tenant_acme""#);
@@ -24,7 +24,7 @@ use crate::ident::{quote_identifier, quote_literal, validate_identifier};
 /// for hostile in ["public", "PUBLIC", "pg_catalog", "select", "a;drop schema x", "a\"b", ""] {
 ///     assert!(SchemaName::new(hostile).is_err(), "{hostile:?} must be rejected");
 /// }
-/// # Ok::<(), tenancy_core::Error>(())
+/// # Ok::<(), tenancy::NameError>(())
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct SchemaName(Box<str>);
@@ -38,7 +38,7 @@ impl SchemaName {
     /// [`Error::InvalidCharacter`].
     ///
     /// ```
-    /// use tenancy_core::{Error, SchemaName};
+    /// use tenancy::{NameError as Error, SchemaName};
     ///
     /// let err = SchemaName::new("user").unwrap_err();
     /// assert!(matches!(err, Error::ReservedKeyword { keyword: "user", .. }));
@@ -52,9 +52,9 @@ impl SchemaName {
     /// such as `CREATE SCHEMA {}`.
     ///
     /// ```
-    /// let schema = tenancy_core::SchemaName::new("tenant_acme")?;
+    /// let schema = tenancy::SchemaName::new("tenant_acme")?;
     /// assert_eq!(format!("CREATE SCHEMA {}", schema.quoted()), r#"CREATE SCHEMA "tenant_acme""#);
-    /// # Ok::<(), tenancy_core::Error>(())
+    /// # Ok::<(), tenancy::NameError>(())
     /// ```
     #[must_use]
     pub fn quoted(&self) -> String {
@@ -69,9 +69,9 @@ impl SchemaName {
     /// schema does not exist.
     ///
     /// ```
-    /// let schema = tenancy_core::SchemaName::new("tenant_acme")?;
+    /// let schema = tenancy::SchemaName::new("tenant_acme")?;
     /// assert_eq!(schema.regnamespace(), r#"'"tenant_acme"'::regnamespace"#);
-    /// # Ok::<(), tenancy_core::Error>(())
+    /// # Ok::<(), tenancy::NameError>(())
     /// ```
     #[must_use]
     pub fn regnamespace(&self) -> String {
@@ -88,13 +88,13 @@ crate::newtype::validated_name!(SchemaName);
 /// are allowed, since sharing them is the point.
 ///
 /// ```
-/// use tenancy_core::SharedSchema;
+/// use tenancy::SharedSchema;
 ///
 /// assert_eq!(SharedSchema::public().quoted(), r#""public""#);
 /// let extensions = SharedSchema::new("extensions")?;
 /// assert_eq!(extensions.as_str(), "extensions");
 /// assert!(SharedSchema::new("pg_catalog").is_err());
-/// # Ok::<(), tenancy_core::Error>(())
+/// # Ok::<(), tenancy::NameError>(())
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct SharedSchema(Box<str>);
@@ -106,7 +106,7 @@ impl SharedSchema {
     /// As [`SchemaName::new`], except that `public` and `information_schema` pass.
     ///
     /// ```
-    /// assert!(tenancy_core::SharedSchema::new("shared").is_ok());
+    /// assert!(tenancy::SharedSchema::new("shared").is_ok());
     /// ```
     pub fn new(input: &str) -> Result<Self, Error> {
         validate_identifier(input, NameKind::SharedSchema)?;
@@ -116,7 +116,7 @@ impl SharedSchema {
     /// The `public` schema, where the registry and shared tables live by default.
     ///
     /// ```
-    /// assert_eq!(tenancy_core::SharedSchema::public().as_str(), "public");
+    /// assert_eq!(tenancy::SharedSchema::public().as_str(), "public");
     /// ```
     #[must_use]
     pub fn public() -> Self {
@@ -126,7 +126,7 @@ impl SharedSchema {
     /// The name rendered as a quoted SQL identifier.
     ///
     /// ```
-    /// assert_eq!(tenancy_core::SharedSchema::public().quoted(), r#""public""#);
+    /// assert_eq!(tenancy::SharedSchema::public().quoted(), r#""public""#);
     /// ```
     #[must_use]
     pub fn quoted(&self) -> String {
@@ -136,7 +136,7 @@ impl SharedSchema {
     /// The name as a `regnamespace` constant; see [`SchemaName::regnamespace`].
     ///
     /// ```
-    /// assert_eq!(tenancy_core::SharedSchema::public().regnamespace(), r#"'"public"'::regnamespace"#);
+    /// assert_eq!(tenancy::SharedSchema::public().regnamespace(), r#"'"public"'::regnamespace"#);
     /// ```
     #[must_use]
     pub fn regnamespace(&self) -> String {

@@ -8,7 +8,7 @@ use crate::{Error, SchemaName, SchemaNaming, SearchPath, TenantId};
 /// tools). References to a scope are scopes too.
 ///
 /// ```
-/// use tenancy_core::{SchemaName, Tenant, TenantId, TenantScope};
+/// use tenancy::{SchemaName, Tenant, TenantId, TenantScope};
 ///
 /// fn describe(scope: &impl TenantScope) -> String {
 ///     format!("{} via {}", scope.schema(), scope.search_path())
@@ -17,7 +17,7 @@ use crate::{Error, SchemaName, SchemaNaming, SearchPath, TenantId};
 /// let tenant = Tenant::from_id(TenantId::new("acme")?)?;
 /// assert_eq!(describe(&tenant), r#"tenant_acme via "tenant_acme", "public""#);
 /// assert_eq!(describe(&SchemaName::new("legacy")?), r#"legacy via "legacy", "public""#);
-/// # Ok::<(), tenancy_core::Error>(())
+/// # Ok::<(), tenancy::NameError>(())
 /// ```
 pub trait TenantScope {
     /// The tenant's schema.
@@ -57,7 +57,7 @@ impl<T: TenantScope + ?Sized> TenantScope for &T {
 /// A tenant: its id, its schema and the search path its transactions pin.
 ///
 /// ```
-/// use tenancy_core::{SchemaName, SearchPath, Tenant, TenantId, TenantScope};
+/// use tenancy::{SchemaName, SearchPath, Tenant, TenantId, TenantScope};
 ///
 /// let tenant = Tenant::new(TenantId::new("acme")?, SchemaName::new("acme_schema")?);
 /// assert_eq!(tenant.id().as_str(), "acme");
@@ -65,7 +65,7 @@ impl<T: TenantScope + ?Sized> TenantScope for &T {
 ///
 /// let strict = tenant.strict();
 /// assert!(strict.search_path().is_strict());
-/// # Ok::<(), tenancy_core::Error>(())
+/// # Ok::<(), tenancy::NameError>(())
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Tenant {
@@ -78,10 +78,10 @@ impl Tenant {
     /// the default search path (its schema, then `public`).
     ///
     /// ```
-    /// use tenancy_core::{Tenant, TenantScope};
+    /// use tenancy::{Tenant, TenantScope};
     /// let tenant = Tenant::new("acme".parse()?, "acme".parse()?);
     /// assert_eq!(tenant.schema().as_str(), "acme");
-    /// # Ok::<(), tenancy_core::Error>(())
+    /// # Ok::<(), tenancy::NameError>(())
     /// ```
     #[must_use]
     pub fn new(id: TenantId, schema: SchemaName) -> Self {
@@ -98,10 +98,10 @@ impl Tenant {
     /// [`SchemaNaming::schema_for`].
     ///
     /// ```
-    /// use tenancy_core::{Tenant, TenantScope};
+    /// use tenancy::{Tenant, TenantScope};
     /// let tenant = Tenant::from_id("acme-corp".parse()?)?;
     /// assert_eq!(tenant.schema().as_str(), "tenant_acme_corp");
-    /// # Ok::<(), tenancy_core::Error>(())
+    /// # Ok::<(), tenancy::NameError>(())
     /// ```
     pub fn from_id(id: TenantId) -> Result<Self, Error> {
         let schema = SchemaNaming::default().schema_for(&id)?;
@@ -111,10 +111,10 @@ impl Tenant {
     /// The same tenant with a strict search path: its schema alone.
     ///
     /// ```
-    /// use tenancy_core::{Tenant, TenantScope};
+    /// use tenancy::{Tenant, TenantScope};
     /// let tenant = Tenant::from_id("acme".parse()?)?.strict();
     /// assert_eq!(tenant.search_path().to_string(), r#""tenant_acme""#);
-    /// # Ok::<(), tenancy_core::Error>(())
+    /// # Ok::<(), tenancy::NameError>(())
     /// ```
     #[must_use]
     pub fn strict(self) -> Self {
@@ -129,12 +129,12 @@ impl Tenant {
     /// the tenant's schema.
     ///
     /// ```
-    /// use tenancy_core::{SearchPath, SharedSchema, Tenant, TenantScope};
+    /// use tenancy::{SearchPath, SharedSchema, Tenant, TenantScope};
     /// let tenant = Tenant::from_id("acme".parse()?)?;
     /// let path = SearchPath::with_shared(tenant.schema().clone(), [SharedSchema::new("extensions")?]);
     /// let tenant = tenant.with_search_path(path);
     /// assert_eq!(tenant.search_path().to_string(), r#""tenant_acme", "extensions""#);
-    /// # Ok::<(), tenancy_core::Error>(())
+    /// # Ok::<(), tenancy::NameError>(())
     /// ```
     #[must_use]
     pub fn with_search_path(self, search_path: SearchPath) -> Self {
@@ -147,9 +147,9 @@ impl Tenant {
     /// The tenant's id.
     ///
     /// ```
-    /// let tenant = tenancy_core::Tenant::from_id("acme".parse()?)?;
+    /// let tenant = tenancy::Tenant::from_id("acme".parse()?)?;
     /// assert_eq!(tenant.id().as_str(), "acme");
-    /// # Ok::<(), tenancy_core::Error>(())
+    /// # Ok::<(), tenancy::NameError>(())
     /// ```
     #[must_use]
     pub fn id(&self) -> &TenantId {

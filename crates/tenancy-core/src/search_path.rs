@@ -14,7 +14,7 @@ use crate::{SchemaName, SharedSchema};
 /// implicitly, so built-in functions and types keep working).
 ///
 /// ```
-/// use tenancy_core::{SchemaName, SearchPath, SharedSchema};
+/// use tenancy::{SchemaName, SearchPath, SharedSchema};
 ///
 /// let schema = SchemaName::new("tenant_acme")?;
 /// assert_eq!(SearchPath::new(schema.clone()).to_string(), r#""tenant_acme", "public""#);
@@ -25,7 +25,7 @@ use crate::{SchemaName, SharedSchema};
 ///     path.set_local_statement(),
 ///     r#"SET LOCAL search_path TO "tenant_acme", "extensions", "public""#,
 /// );
-/// # Ok::<(), tenancy_core::Error>(())
+/// # Ok::<(), tenancy::NameError>(())
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct SearchPath {
@@ -37,9 +37,9 @@ impl SearchPath {
     /// The tenant's schema, then `public`.
     ///
     /// ```
-    /// let path = tenancy_core::SearchPath::new("tenant_acme".parse()?);
+    /// let path = tenancy::SearchPath::new("tenant_acme".parse()?);
     /// assert_eq!(path.shared().len(), 1);
-    /// # Ok::<(), tenancy_core::Error>(())
+    /// # Ok::<(), tenancy::NameError>(())
     /// ```
     #[must_use]
     pub fn new(tenant: SchemaName) -> Self {
@@ -49,8 +49,8 @@ impl SearchPath {
     /// The tenant's schema alone (strict mode).
     ///
     /// ```
-    /// assert!(tenancy_core::SearchPath::strict("tenant_acme".parse()?).is_strict());
-    /// # Ok::<(), tenancy_core::Error>(())
+    /// assert!(tenancy::SearchPath::strict("tenant_acme".parse()?).is_strict());
+    /// # Ok::<(), tenancy::NameError>(())
     /// ```
     #[must_use]
     pub fn strict(tenant: SchemaName) -> Self {
@@ -61,11 +61,11 @@ impl SearchPath {
     /// dropped, keeping the first occurrence.
     ///
     /// ```
-    /// use tenancy_core::{SearchPath, SharedSchema};
+    /// use tenancy::{SearchPath, SharedSchema};
     ///
     /// let path = SearchPath::with_shared("tenant_acme".parse()?, [SharedSchema::public(), SharedSchema::public()]);
     /// assert_eq!(path.to_string(), r#""tenant_acme", "public""#);
-    /// # Ok::<(), tenancy_core::Error>(())
+    /// # Ok::<(), tenancy::NameError>(())
     /// ```
     #[must_use]
     pub fn with_shared(tenant: SchemaName, shared: impl IntoIterator<Item = SharedSchema>) -> Self {
@@ -84,9 +84,9 @@ impl SearchPath {
     /// The tenant's schema, first on the path.
     ///
     /// ```
-    /// let path = tenancy_core::SearchPath::new("tenant_acme".parse()?);
+    /// let path = tenancy::SearchPath::new("tenant_acme".parse()?);
     /// assert_eq!(path.tenant().as_str(), "tenant_acme");
-    /// # Ok::<(), tenancy_core::Error>(())
+    /// # Ok::<(), tenancy::NameError>(())
     /// ```
     #[must_use]
     pub fn tenant(&self) -> &SchemaName {
@@ -96,9 +96,9 @@ impl SearchPath {
     /// The shared schemas after the tenant's, in order.
     ///
     /// ```
-    /// let path = tenancy_core::SearchPath::new("tenant_acme".parse()?);
+    /// let path = tenancy::SearchPath::new("tenant_acme".parse()?);
     /// assert_eq!(path.shared()[0].as_str(), "public");
-    /// # Ok::<(), tenancy_core::Error>(())
+    /// # Ok::<(), tenancy::NameError>(())
     /// ```
     #[must_use]
     pub fn shared(&self) -> &[SharedSchema] {
@@ -108,8 +108,8 @@ impl SearchPath {
     /// Whether the path holds the tenant's schema alone.
     ///
     /// ```
-    /// assert!(!tenancy_core::SearchPath::new("tenant_acme".parse()?).is_strict());
-    /// # Ok::<(), tenancy_core::Error>(())
+    /// assert!(!tenancy::SearchPath::new("tenant_acme".parse()?).is_strict());
+    /// # Ok::<(), tenancy::NameError>(())
     /// ```
     #[must_use]
     pub fn is_strict(&self) -> bool {
@@ -120,9 +120,9 @@ impl SearchPath {
     /// Equal to the [`Display`](fmt::Display) output.
     ///
     /// ```
-    /// let path = tenancy_core::SearchPath::new("tenant_acme".parse()?);
+    /// let path = tenancy::SearchPath::new("tenant_acme".parse()?);
     /// assert_eq!(path.to_value(), r#""tenant_acme", "public""#);
-    /// # Ok::<(), tenancy_core::Error>(())
+    /// # Ok::<(), tenancy::NameError>(())
     /// ```
     #[must_use]
     pub fn to_value(&self) -> String {
@@ -134,9 +134,9 @@ impl SearchPath {
     /// connection and it is safe behind PgBouncer in transaction mode.
     ///
     /// ```
-    /// let path = tenancy_core::SearchPath::strict("tenant_acme".parse()?);
+    /// let path = tenancy::SearchPath::strict("tenant_acme".parse()?);
     /// assert_eq!(path.set_local_statement(), r#"SET LOCAL search_path TO "tenant_acme""#);
-    /// # Ok::<(), tenancy_core::Error>(())
+    /// # Ok::<(), tenancy::NameError>(())
     /// ```
     #[must_use]
     pub fn set_local_statement(&self) -> String {
@@ -148,7 +148,7 @@ impl SearchPath {
     /// (migrating it), where no tenant's schema may come first.
     ///
     /// ```
-    /// use tenancy_core::{SearchPath, SharedSchema};
+    /// use tenancy::{SearchPath, SharedSchema};
     /// assert_eq!(
     ///     SearchPath::set_local_shared_statement(&SharedSchema::public()),
     ///     r#"SET LOCAL search_path TO "public""#,

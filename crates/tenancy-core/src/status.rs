@@ -7,13 +7,13 @@ use crate::Error;
 /// column. Only [`TenantStatus::Active`] tenants may be scoped to.
 ///
 /// ```
-/// use tenancy_core::TenantStatus;
+/// use tenancy::TenantStatus;
 ///
 /// let status: TenantStatus = "suspended".parse()?;
 /// assert_eq!(status, TenantStatus::Suspended);
 /// assert!(!status.allows_access());
 /// assert_eq!(TenantStatus::Active.as_str(), "active");
-/// # Ok::<(), tenancy_core::Error>(())
+/// # Ok::<(), tenancy::NameError>(())
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -40,7 +40,7 @@ impl TenantStatus {
     /// The value stored in the registry.
     ///
     /// ```
-    /// assert_eq!(tenancy_core::TenantStatus::Deleted.as_str(), "deleted");
+    /// assert_eq!(tenancy::TenantStatus::Deleted.as_str(), "deleted");
     /// ```
     #[must_use]
     pub fn as_str(self) -> &'static str {
@@ -55,7 +55,7 @@ impl TenantStatus {
     /// Whether tenant-scoped access is allowed in this status.
     ///
     /// ```
-    /// assert!(tenancy_core::TenantStatus::Active.allows_access());
+    /// assert!(tenancy::TenantStatus::Active.allows_access());
     /// ```
     #[must_use]
     pub fn allows_access(self) -> bool {

@@ -13,7 +13,7 @@ use crate::error::{Error, NameKind};
 /// source of duplicate tenants.
 ///
 /// ```
-/// use tenancy_core::TenantId;
+/// use tenancy::TenantId;
 ///
 /// let id: TenantId = "acme-corp".parse()?;
 /// assert_eq!(id.as_str(), "acme-corp");
@@ -22,7 +22,7 @@ use crate::error::{Error, NameKind};
 /// assert!(TenantId::new("Acme").is_err());
 /// assert!(TenantId::new("-acme").is_err());
 /// assert!(TenantId::new("").is_err());
-/// # Ok::<(), tenancy_core::Error>(())
+/// # Ok::<(), tenancy::NameError>(())
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct TenantId(Box<str>);
@@ -40,7 +40,7 @@ impl TenantId {
     /// [`Error::InvalidCharacter`] or [`Error::InvalidEnd`], each carrying the input.
     ///
     /// ```
-    /// use tenancy_core::{Error, TenantId};
+    /// use tenancy::{NameError as Error, TenantId};
     ///
     /// let err = TenantId::new("acme corp").unwrap_err();
     /// assert!(matches!(err, Error::InvalidCharacter { position: 4, character: ' ', .. }));

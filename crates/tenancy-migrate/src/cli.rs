@@ -19,7 +19,7 @@
 //! # }
 //! #[tokio::main]
 //! async fn main() -> std::process::ExitCode {
-//!     tenancy_migrate::cli::run_cli::<TenantMigrator, SharedMigrator>().await
+//!     tenancy::migrate::cli::run_cli::<TenantMigrator, SharedMigrator>().await
 //! }
 //! ```
 //!
@@ -35,9 +35,9 @@
 //! # impl MigratorTrait for TenantMigrator {
 //! #     fn migrations() -> Vec<Box<dyn MigrationTrait>> { Vec::new() }
 //! # }
-//! use tenancy_core::SchemaNaming;
-//! use tenancy_migrate::cli::AdminCli;
-//! use tenancy_migrate::FleetConfig;
+//! use tenancy::SchemaNaming;
+//! use tenancy::migrate::cli::AdminCli;
+//! use tenancy::migrate::FleetConfig;
 //!
 //! #[tokio::main]
 //! async fn main() -> std::process::ExitCode {
@@ -93,7 +93,7 @@ use crate::{Error, FleetConfig, TenantFleet};
 /// process's [`ExitCode`].
 ///
 /// ```
-/// use tenancy_migrate::cli::Exit;
+/// use tenancy::migrate::cli::Exit;
 /// assert_eq!(Exit::Usage.code(), 2);
 /// assert_eq!(Exit::Unavailable.code(), 3);
 /// let _code: std::process::ExitCode = Exit::Success.into();
@@ -115,7 +115,7 @@ impl Exit {
     /// The process exit code.
     ///
     /// ```
-    /// assert_eq!(tenancy_migrate::cli::Exit::Failure.code(), 1);
+    /// assert_eq!(tenancy::migrate::cli::Exit::Failure.code(), 1);
     /// ```
     #[must_use]
     pub fn code(self) -> u8 {
@@ -147,9 +147,9 @@ impl From<Exit> for ExitCode {
 /// `shared migrate` exists only with a [`shared_migrator`](Self::shared_migrator).
 ///
 /// ```
-/// use tenancy_core::SchemaNaming;
-/// use tenancy_migrate::cli::{AdminCli, Exit};
-/// use tenancy_migrate::{FleetConfig, TenantFleet};
+/// use tenancy::SchemaNaming;
+/// use tenancy::migrate::cli::{AdminCli, Exit};
+/// use tenancy::migrate::{FleetConfig, TenantFleet};
 /// # use sea_orm_migration::{MigrationTrait, MigratorTrait};
 /// # struct TenantMigrator;
 /// # impl MigratorTrait for TenantMigrator {
@@ -215,8 +215,8 @@ impl<M: MigratorTrait> AdminCli<M> {
     /// #     fn migrations() -> Vec<Box<dyn MigrationTrait>> { Vec::new() }
     /// # }
     /// # async fn demo() -> std::process::ExitCode {
-    /// use tenancy_migrate::cli::AdminCli;
-    /// use tenancy_migrate::FleetConfig;
+    /// use tenancy::migrate::cli::AdminCli;
+    /// use tenancy::migrate::FleetConfig;
     ///
     /// AdminCli::<TenantMigrator>::new(FleetConfig::default().with_concurrency(8)).run().await
     /// # }
@@ -239,9 +239,9 @@ impl<M: MigratorTrait> AdminCli<M> {
     /// # impl MigratorTrait for TenantMigrator {
     /// #     fn migrations() -> Vec<Box<dyn MigrationTrait>> { Vec::new() }
     /// # }
-    /// # async fn demo(conn: sea_orm::DatabaseConnection, config: tenancy_migrate::FleetConfig) -> std::process::ExitCode {
-    /// use tenancy_migrate::cli::AdminCli;
-    /// use tenancy_migrate::TenantFleet;
+    /// # async fn demo(conn: sea_orm::DatabaseConnection, config: tenancy::migrate::FleetConfig) -> std::process::ExitCode {
+    /// use tenancy::migrate::cli::AdminCli;
+    /// use tenancy::migrate::TenantFleet;
     ///
     /// let fleet = TenantFleet::<TenantMigrator>::with_config(conn, config);
     /// AdminCli::with_fleet(fleet).run().await
@@ -268,8 +268,8 @@ impl<M: MigratorTrait> AdminCli<M> {
     /// # impl MigratorTrait for SharedMigrator {
     /// #     fn migrations() -> Vec<Box<dyn MigrationTrait>> { Vec::new() }
     /// # }
-    /// use tenancy_migrate::cli::{AdminCli, Exit};
-    /// use tenancy_migrate::FleetConfig;
+    /// use tenancy::migrate::cli::{AdminCli, Exit};
+    /// use tenancy::migrate::FleetConfig;
     ///
     /// # #[tokio::main] async fn main() {
     /// let (mut out, mut err) = (Vec::new(), Vec::new());
@@ -298,8 +298,8 @@ impl<M: MigratorTrait> AdminCli<M> {
     /// # impl MigratorTrait for TenantMigrator {
     /// #     fn migrations() -> Vec<Box<dyn MigrationTrait>> { Vec::new() }
     /// # }
-    /// use tenancy_migrate::cli::{AdminCli, Exit};
-    /// use tenancy_migrate::FleetConfig;
+    /// use tenancy::migrate::cli::{AdminCli, Exit};
+    /// use tenancy::migrate::FleetConfig;
     ///
     /// # #[tokio::main] async fn main() {
     /// let (mut out, mut err) = (Vec::new(), Vec::new());
@@ -328,8 +328,8 @@ impl<M: MigratorTrait> AdminCli<M> {
     /// # }
     /// #[tokio::main]
     /// async fn main() -> std::process::ExitCode {
-    ///     let config = tenancy_migrate::FleetConfig::default();
-    ///     tenancy_migrate::cli::AdminCli::<TenantMigrator>::new(config).run().await
+    ///     let config = tenancy::migrate::FleetConfig::default();
+    ///     tenancy::migrate::cli::AdminCli::<TenantMigrator>::new(config).run().await
     /// }
     /// ```
     pub async fn run(self) -> ExitCode {
@@ -355,8 +355,8 @@ impl<M: MigratorTrait> AdminCli<M> {
     /// # impl MigratorTrait for TenantMigrator {
     /// #     fn migrations() -> Vec<Box<dyn MigrationTrait>> { Vec::new() }
     /// # }
-    /// use tenancy_migrate::cli::{AdminCli, Exit};
-    /// use tenancy_migrate::FleetConfig;
+    /// use tenancy::migrate::cli::{AdminCli, Exit};
+    /// use tenancy::migrate::FleetConfig;
     ///
     /// # #[tokio::main] async fn main() {
     /// let (mut out, mut err) = (Vec::new(), Vec::new());
@@ -463,7 +463,7 @@ impl<M> fmt::Debug for AdminCli<M> {
 /// # }
 /// #[tokio::main]
 /// async fn main() -> std::process::ExitCode {
-///     tenancy_migrate::cli::run_cli::<TenantMigrator, SharedMigrator>().await
+///     tenancy::migrate::cli::run_cli::<TenantMigrator, SharedMigrator>().await
 /// }
 /// ```
 pub async fn run_cli<M: MigratorTrait, S: MigratorTrait + 'static>() -> ExitCode {
@@ -483,7 +483,7 @@ pub async fn run_cli<M: MigratorTrait, S: MigratorTrait + 'static>() -> ExitCode
 /// # impl MigratorTrait for TenantMigrator {
 /// #     fn migrations() -> Vec<Box<dyn MigrationTrait>> { Vec::new() }
 /// # }
-/// use tenancy_migrate::cli::{run_cli_with, Exit};
+/// use tenancy::migrate::cli::{run_cli_with, Exit};
 ///
 /// # #[tokio::main] async fn main() {
 /// let (mut out, mut err) = (Vec::new(), Vec::new());

@@ -18,11 +18,11 @@ const NO_DOWN: &str = "We Don't Do That Here";
 /// variant that concerns a tenant names it.
 ///
 /// ```
-/// use tenancy_migrate::Error;
+/// use tenancy::migrate::Error;
 ///
 /// let err = Error::UnknownTenant { tenant: "acme".parse()? };
 /// assert_eq!(err.to_string(), "tenant acme is not registered");
-/// # Ok::<(), tenancy_core::Error>(())
+/// # Ok::<(), tenancy::NameError>(())
 /// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -259,7 +259,7 @@ pub enum Error {
     /// Reverting a migration of this tenant (its `down()`) failed; the
     /// tenant's transaction was rolled back whole, so every migration it had
     /// already reverted in this run is applied again. (Not to be confused
-    /// with `tenancy_sea_orm::Error::RevertFailed`, a failed `ROLLBACK`.)
+    /// with `tenancy_sea_orm::Error::Rollback`, a failed `ROLLBACK`.)
     #[error("rolling back migrations of tenant {tenant} (schema {schema}) failed{}: {}", migration.as_ref().map(|m| format!(" in {m}")).unwrap_or_default(), display_db_err(source))]
     RevertFailed {
         /// The tenant.

@@ -16,7 +16,7 @@ use crate::Error;
 /// event is about, so the last event of a run has `completed == total`.
 ///
 /// ```
-/// let progress = tenancy_migrate::Progress::new(3, 4);
+/// let progress = tenancy::migrate::Progress::new(3, 4);
 /// assert_eq!(progress.to_string(), "3/4");
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -32,7 +32,7 @@ impl Progress {
     /// `completed` of `total` tenants done (for event handlers' tests).
     ///
     /// ```
-    /// assert_eq!(tenancy_migrate::Progress::new(0, 2).total, 2);
+    /// assert_eq!(tenancy::migrate::Progress::new(0, 2).total, 2);
     /// ```
     #[must_use]
     pub fn new(completed: usize, total: usize) -> Self {
@@ -58,7 +58,7 @@ impl fmt::Display for Progress {
 /// [`TenantFleet::rollback_all`]: crate::TenantFleet::rollback_all
 ///
 /// ```
-/// use tenancy_migrate::{MigrateAll, MigrationEvent};
+/// use tenancy::migrate::{MigrateAll, MigrationEvent};
 ///
 /// let options = MigrateAll::new().on_event(|event| match event {
 ///     MigrationEvent::Finished { tenant, applied, progress, .. } => {
@@ -124,7 +124,7 @@ impl MigrationEvent<'_> {
     /// The tenant the event is about.
     ///
     /// ```
-    /// let options = tenancy_migrate::MigrateAll::new().on_event(|event| println!("{}", event.tenant()));
+    /// let options = tenancy::migrate::MigrateAll::new().on_event(|event| println!("{}", event.tenant()));
     /// # let _ = options;
     /// ```
     #[must_use]
@@ -140,7 +140,7 @@ impl MigrationEvent<'_> {
     /// The run's progress when the event fired.
     ///
     /// ```
-    /// let options = tenancy_migrate::MigrateAll::new().on_event(|event| {
+    /// let options = tenancy::migrate::MigrateAll::new().on_event(|event| {
     ///     let progress = event.progress();
     ///     println!("{}/{} tenants done", progress.completed, progress.total);
     /// });
@@ -159,7 +159,7 @@ impl MigrationEvent<'_> {
     /// Whether this is the tenant's last event (anything but `Started`).
     ///
     /// ```
-    /// let options = tenancy_migrate::MigrateAll::new().on_event(|event| {
+    /// let options = tenancy::migrate::MigrateAll::new().on_event(|event| {
     ///     if event.is_terminal() {
     ///         println!("{} is done", event.tenant());
     ///     }

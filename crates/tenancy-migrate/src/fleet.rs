@@ -15,7 +15,7 @@ use crate::pooler::DirectCheck;
 /// tenant's schema on the search path, and how many tenants migrate at once.
 ///
 /// ```
-/// use tenancy_migrate::FleetConfig;
+/// use tenancy::migrate::FleetConfig;
 /// let config = FleetConfig::default().with_concurrency(8);
 /// assert_eq!(config.concurrency(), 8);
 /// ```
@@ -48,8 +48,8 @@ impl FleetConfig {
     /// [`TenantFleet::with_registry`] instead: it takes the table from there.
     ///
     /// ```
-    /// use tenancy_migrate::FleetConfig;
-    /// use tenancy_sea_orm::RegistryConfig;
+    /// use tenancy::migrate::FleetConfig;
+    /// use tenancy::orm::RegistryConfig;
     /// let config = FleetConfig::default().with_registry(RegistryConfig::default());
     /// # let _ = config;
     /// ```
@@ -62,10 +62,10 @@ impl FleetConfig {
     /// How tenant ids map to schema names (default prefix `tenant_`).
     ///
     /// ```
-    /// use tenancy_core::SchemaNaming;
-    /// let config = tenancy_migrate::FleetConfig::default().with_naming(SchemaNaming::with_prefix("t_")?);
+    /// use tenancy::SchemaNaming;
+    /// let config = tenancy::migrate::FleetConfig::default().with_naming(SchemaNaming::with_prefix("t_")?);
     /// assert_eq!(config.naming().prefix(), "t_");
-    /// # Ok::<(), tenancy_core::Error>(())
+    /// # Ok::<(), tenancy::NameError>(())
     /// ```
     #[must_use]
     pub fn with_naming(mut self, naming: SchemaNaming) -> Self {
@@ -77,11 +77,11 @@ impl FleetConfig {
     /// (default `public`, where extensions usually live).
     ///
     /// ```
-    /// use tenancy_core::SharedSchema;
-    /// let config = tenancy_migrate::FleetConfig::default()
+    /// use tenancy::SharedSchema;
+    /// let config = tenancy::migrate::FleetConfig::default()
     ///     .with_shared_schemas([SharedSchema::public(), SharedSchema::new("extensions")?]);
     /// assert_eq!(config.shared_schemas().len(), 2);
-    /// # Ok::<(), tenancy_core::Error>(())
+    /// # Ok::<(), tenancy::NameError>(())
     /// ```
     #[must_use]
     pub fn with_shared_schemas(mut self, shared: impl IntoIterator<Item = SharedSchema>) -> Self {
@@ -92,7 +92,7 @@ impl FleetConfig {
     /// How many tenants migrate at once (at least 1).
     ///
     /// ```
-    /// assert_eq!(tenancy_migrate::FleetConfig::default().with_concurrency(0).concurrency(), 1);
+    /// assert_eq!(tenancy::migrate::FleetConfig::default().with_concurrency(0).concurrency(), 1);
     /// ```
     #[must_use]
     pub fn with_concurrency(mut self, concurrency: usize) -> Self {
@@ -103,7 +103,7 @@ impl FleetConfig {
     /// The registry configuration.
     ///
     /// ```
-    /// let config = tenancy_migrate::FleetConfig::default();
+    /// let config = tenancy::migrate::FleetConfig::default();
     /// assert_eq!(config.registry().qualified_table(), r#""public"."tenants""#);
     /// ```
     #[must_use]
@@ -114,7 +114,7 @@ impl FleetConfig {
     /// The schema naming.
     ///
     /// ```
-    /// assert_eq!(tenancy_migrate::FleetConfig::default().naming().prefix(), "tenant_");
+    /// assert_eq!(tenancy::migrate::FleetConfig::default().naming().prefix(), "tenant_");
     /// ```
     #[must_use]
     pub fn naming(&self) -> &SchemaNaming {
@@ -124,7 +124,7 @@ impl FleetConfig {
     /// The shared schemas.
     ///
     /// ```
-    /// assert_eq!(tenancy_migrate::FleetConfig::default().shared_schemas()[0].as_str(), "public");
+    /// assert_eq!(tenancy::migrate::FleetConfig::default().shared_schemas()[0].as_str(), "public");
     /// ```
     #[must_use]
     pub fn shared_schemas(&self) -> &[SharedSchema] {
@@ -134,7 +134,7 @@ impl FleetConfig {
     /// Tenants migrated at once.
     ///
     /// ```
-    /// assert_eq!(tenancy_migrate::FleetConfig::default().concurrency(), 4);
+    /// assert_eq!(tenancy::migrate::FleetConfig::default().concurrency(), 4);
     /// ```
     #[must_use]
     pub fn concurrency(&self) -> usize {
@@ -150,7 +150,7 @@ impl FleetConfig {
 /// that schema (so a dump or drop of the schema carries its history).
 ///
 /// ```
-/// use tenancy_migrate::{NewTenant, TenantFleet};
+/// use tenancy::migrate::{NewTenant, TenantFleet};
 /// # use sea_orm_migration::{MigrationTrait, MigratorTrait};
 /// # struct TenantMigrator;
 /// # impl MigratorTrait for TenantMigrator {
@@ -189,7 +189,7 @@ impl<M: MigratorTrait> TenantFleet<M> {
     /// #     fn migrations() -> Vec<Box<dyn MigrationTrait>> { Vec::new() }
     /// # }
     /// # fn demo(conn: sea_orm::DatabaseConnection) {
-    /// let fleet = tenancy_migrate::TenantFleet::<TenantMigrator>::new(conn);
+    /// let fleet = tenancy::migrate::TenantFleet::<TenantMigrator>::new(conn);
     /// # }
     /// ```
     #[must_use]
@@ -206,7 +206,7 @@ impl<M: MigratorTrait> TenantFleet<M> {
     /// #     fn migrations() -> Vec<Box<dyn MigrationTrait>> { Vec::new() }
     /// # }
     /// # fn demo(conn: sea_orm::DatabaseConnection) {
-    /// use tenancy_migrate::{FleetConfig, TenantFleet};
+    /// use tenancy::migrate::{FleetConfig, TenantFleet};
     /// let fleet = TenantFleet::<TenantMigrator>::with_config(conn, FleetConfig::default().with_concurrency(8));
     /// assert_eq!(fleet.config().concurrency(), 8);
     /// # }
@@ -233,8 +233,8 @@ impl<M: MigratorTrait> TenantFleet<M> {
     /// lifecycle call sends (see [`TenantRegistry::listen`]).
     ///
     /// ```
-    /// use tenancy_migrate::{NewTenant, TenantFleet};
-    /// use tenancy_sea_orm::{Error, TenantDb};
+    /// use tenancy::migrate::{NewTenant, TenantFleet};
+    /// use tenancy::orm::{Error, TenantDb};
     /// # use sea_orm_migration::{MigrationTrait, MigratorTrait};
     /// # struct TenantMigrator;
     /// # impl MigratorTrait for TenantMigrator {
@@ -268,8 +268,8 @@ impl<M: MigratorTrait> TenantFleet<M> {
     /// [`with_registry`](Self::with_registry)).
     ///
     /// ```
-    /// # fn demo<M: sea_orm_migration::MigratorTrait>(fleet: tenancy_migrate::TenantFleet<M>) {
-    /// let db = tenancy_sea_orm::TenantDb::new(fleet.connection().clone())
+    /// # fn demo<M: sea_orm_migration::MigratorTrait>(fleet: tenancy::migrate::TenantFleet<M>) {
+    /// let db = tenancy::orm::TenantDb::new(fleet.connection().clone())
     ///     .map(|db| db.with_registry(fleet.registry().clone()));
     /// # }
     /// ```
@@ -281,7 +281,7 @@ impl<M: MigratorTrait> TenantFleet<M> {
     /// The connection the fleet works on.
     ///
     /// ```
-    /// # fn demo<M: sea_orm_migration::MigratorTrait>(fleet: tenancy_migrate::TenantFleet<M>) {
+    /// # fn demo<M: sea_orm_migration::MigratorTrait>(fleet: tenancy::migrate::TenantFleet<M>) {
     /// let conn: &sea_orm::DatabaseConnection = fleet.connection();
     /// # }
     /// ```
@@ -293,7 +293,7 @@ impl<M: MigratorTrait> TenantFleet<M> {
     /// The fleet's configuration.
     ///
     /// ```
-    /// # fn demo<M: sea_orm_migration::MigratorTrait>(fleet: tenancy_migrate::TenantFleet<M>) {
+    /// # fn demo<M: sea_orm_migration::MigratorTrait>(fleet: tenancy::migrate::TenantFleet<M>) {
     /// println!("registry: {}", fleet.config().registry().qualified_table());
     /// # }
     /// ```

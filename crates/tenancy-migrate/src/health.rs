@@ -25,7 +25,7 @@ use crate::{Error, TenantFleet};
 /// and `unknown`, `{"tenant": …, "tables": […]}` in `shadowing`.
 ///
 /// ```
-/// fn alert(report: &tenancy_migrate::HealthReport) {
+/// fn alert(report: &tenancy::migrate::HealthReport) {
 ///     for (tenant, schema) in &report.missing_schemas {
 ///         eprintln!("{tenant}: schema {schema} is missing");
 ///     }
@@ -89,7 +89,7 @@ impl HealthReport {
     /// strict mode makes it harmless.
     ///
     /// ```
-    /// assert!(tenancy_migrate::HealthReport::default().is_healthy());
+    /// assert!(tenancy::migrate::HealthReport::default().is_healthy());
     /// ```
     #[must_use]
     pub fn is_healthy(&self) -> bool {
@@ -200,7 +200,7 @@ impl<M: MigratorTrait> TenantFleet<M> {
     /// transaction).
     ///
     /// ```
-    /// use tenancy_migrate::{NewTenant, TenantFleet};
+    /// use tenancy::migrate::{NewTenant, TenantFleet};
     /// # use sea_orm_migration::{MigrationTrait, MigratorTrait};
     /// # struct TenantMigrator;
     /// # impl MigratorTrait for TenantMigrator {

@@ -13,8 +13,8 @@
 //!
 //! ```
 //! use sea_orm_migration::prelude::*;
-//! use tenancy_core::TenantId;
-//! use tenancy_migrate::{MigrateAll, NewTenant, TenantFleet};
+//! use tenancy::TenantId;
+//! use tenancy::migrate::{MigrateAll, NewTenant, TenantFleet};
 //!
 //! struct CreateProjects;
 //!

@@ -38,8 +38,8 @@ use crate::TenantRecord;
 /// and the status it starts in ([`TenantStatus::Active`] unless told).
 ///
 /// ```
-/// use tenancy_core::TenantStatus;
-/// use tenancy_migrate::NewTenant;
+/// use tenancy::TenantStatus;
+/// use tenancy::migrate::NewTenant;
 ///
 /// let new = NewTenant::new().display_name("Acme").domain("Acme.Example.com");
 /// assert_eq!(new.display_name, "Acme");
@@ -74,7 +74,7 @@ impl NewTenant {
     /// An active tenant with no display name and no domain.
     ///
     /// ```
-    /// let new = tenancy_migrate::NewTenant::new();
+    /// let new = tenancy::migrate::NewTenant::new();
     /// assert!(new.display_name.is_empty() && new.domain.is_none());
     /// ```
     #[must_use]
@@ -85,7 +85,7 @@ impl NewTenant {
     /// Sets the display name.
     ///
     /// ```
-    /// let new = tenancy_migrate::NewTenant::new().display_name("Acme Corp");
+    /// let new = tenancy::migrate::NewTenant::new().display_name("Acme Corp");
     /// assert_eq!(new.display_name, "Acme Corp");
     /// ```
     #[must_use]
@@ -99,7 +99,7 @@ impl NewTenant {
     /// domain, and the registry keeps domains unique.
     ///
     /// ```
-    /// let new = tenancy_migrate::NewTenant::new().domain("ACME.example.com");
+    /// let new = tenancy::migrate::NewTenant::new().domain("ACME.example.com");
     /// assert_eq!(new.domain.as_deref(), Some("acme.example.com"));
     /// ```
     #[must_use]
@@ -113,8 +113,8 @@ impl NewTenant {
     /// [`TenantFleet::resume`](crate::TenantFleet::resume), for example.
     ///
     /// ```
-    /// use tenancy_core::TenantStatus;
-    /// let new = tenancy_migrate::NewTenant::new().status(TenantStatus::Suspended);
+    /// use tenancy::TenantStatus;
+    /// let new = tenancy::migrate::NewTenant::new().status(TenantStatus::Suspended);
     /// assert_eq!(new.status, TenantStatus::Suspended);
     /// ```
     #[must_use]
@@ -135,12 +135,12 @@ fn normalize_domain(mut domain: String) -> String {
 /// typed out again, so a drop aimed at one tenant cannot destroy another.
 ///
 /// ```
-/// use tenancy_migrate::DropConfirmation;
+/// use tenancy::migrate::DropConfirmation;
 ///
 /// let confirmation = DropConfirmation::new("acme");
 /// assert!(confirmation.confirms(&"acme".parse()?));
 /// assert!(!confirmation.confirms(&"acme-corp".parse()?));
-/// # Ok::<(), tenancy_core::Error>(())
+/// # Ok::<(), tenancy::NameError>(())
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DropConfirmation(String);
@@ -149,7 +149,7 @@ impl DropConfirmation {
     /// A confirmation naming the tenant id `tenant`.
     ///
     /// ```
-    /// let confirmation = tenancy_migrate::DropConfirmation::new("acme");
+    /// let confirmation = tenancy::migrate::DropConfirmation::new("acme");
     /// assert_eq!(confirmation.tenant(), "acme");
     /// ```
     #[must_use]
@@ -160,7 +160,7 @@ impl DropConfirmation {
     /// The tenant id this confirmation names, as given.
     ///
     /// ```
-    /// assert_eq!(tenancy_migrate::DropConfirmation::new("initech").tenant(), "initech");
+    /// assert_eq!(tenancy::migrate::DropConfirmation::new("initech").tenant(), "initech");
     /// ```
     #[must_use]
     pub fn tenant(&self) -> &str {
@@ -170,9 +170,9 @@ impl DropConfirmation {
     /// Whether this confirms dropping `id`: the names must be equal exactly.
     ///
     /// ```
-    /// use tenancy_migrate::DropConfirmation;
+    /// use tenancy::migrate::DropConfirmation;
     /// assert!(!DropConfirmation::new("ACME").confirms(&"acme".parse()?));
-    /// # Ok::<(), tenancy_core::Error>(())
+    /// # Ok::<(), tenancy::NameError>(())
     /// ```
     #[must_use]
     pub fn confirms(&self, id: &tenancy_core::TenantId) -> bool {
@@ -184,7 +184,7 @@ impl DropConfirmation {
 /// tenant.
 ///
 /// ```
-/// use tenancy_migrate::{DropConfirmation, DropMode};
+/// use tenancy::migrate::{DropConfirmation, DropMode};
 ///
 /// let soft = DropMode::Soft;
 /// let hard = DropMode::Hard(DropConfirmation::new("acme"));
@@ -206,7 +206,7 @@ pub enum DropMode {
 /// it was deleted (hard).
 ///
 /// ```
-/// use tenancy_migrate::DropOutcome;
+/// use tenancy::migrate::DropOutcome;
 ///
 /// # fn demo(outcome: DropOutcome) {
 /// match outcome {
@@ -236,7 +236,7 @@ impl DropOutcome {
     /// before deletion for a hard one.
     ///
     /// ```
-    /// # fn demo(outcome: tenancy_migrate::DropOutcome) {
+    /// # fn demo(outcome: tenancy::migrate::DropOutcome) {
     /// println!("dropped {}", outcome.record().id);
     /// # }
     /// ```
@@ -252,7 +252,7 @@ impl DropOutcome {
     /// Whether this call dropped the tenant's schema.
     ///
     /// ```
-    /// # fn demo(outcome: tenancy_migrate::DropOutcome) {
+    /// # fn demo(outcome: tenancy::migrate::DropOutcome) {
     /// if !outcome.schema_dropped() {
     ///     println!("schema {} kept or already gone", outcome.record().schema);
     /// }

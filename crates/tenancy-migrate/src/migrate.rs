@@ -46,7 +46,7 @@ pub(crate) use tenant::{open_error, registered_tenant};
 /// fleet run; migrate one explicitly with [`TenantFleet::migrate_tenant`].
 ///
 /// ```
-/// use tenancy_migrate::{MigrateAll, MigrationEvent};
+/// use tenancy::migrate::{MigrateAll, MigrationEvent};
 ///
 /// let options = MigrateAll::new()
 ///     .concurrency(8)
@@ -73,7 +73,7 @@ impl MigrateAll {
     /// failure, no event handler.
     ///
     /// ```
-    /// let options = tenancy_migrate::MigrateAll::new();
+    /// let options = tenancy::migrate::MigrateAll::new();
     /// # let _ = options;
     /// ```
     pub fn new() -> Self {
@@ -84,7 +84,7 @@ impl MigrateAll {
     /// ones too).
     ///
     /// ```
-    /// let options = tenancy_migrate::MigrateAll::new().only_active(true); // skip suspended tenants
+    /// let options = tenancy::migrate::MigrateAll::new().only_active(true); // skip suspended tenants
     /// # let _ = options;
     /// ```
     pub fn only_active(mut self, only_active: bool) -> Self {
@@ -97,7 +97,7 @@ impl MigrateAll {
     /// pooled connection for its whole transaction.
     ///
     /// ```
-    /// let options = tenancy_migrate::MigrateAll::new().concurrency(16);
+    /// let options = tenancy::migrate::MigrateAll::new().concurrency(16);
     /// # let _ = options;
     /// ```
     pub fn concurrency(mut self, concurrency: usize) -> Self {
@@ -110,7 +110,7 @@ impl MigrateAll {
     /// the ones never started are reported [`Skipped`](crate::Outcome::Skipped).
     ///
     /// ```
-    /// let options = tenancy_migrate::MigrateAll::new().stop_on_first_failure(true);
+    /// let options = tenancy::migrate::MigrateAll::new().stop_on_first_failure(true);
     /// # let _ = options;
     /// ```
     pub fn stop_on_first_failure(mut self, stop: bool) -> Self {
@@ -121,7 +121,7 @@ impl MigrateAll {
     /// Calls `handler` with every [`MigrationEvent`] of the run.
     ///
     /// ```
-    /// let options = tenancy_migrate::MigrateAll::new().on_event(|event| {
+    /// let options = tenancy::migrate::MigrateAll::new().on_event(|event| {
     ///     if event.is_terminal() {
     ///         println!("{} done ({})", event.tenant(), event.progress());
     ///     }
@@ -140,7 +140,7 @@ impl MigrateAll {
     ///
     /// ```
     /// use std::sync::Arc;
-    /// use tenancy_migrate::{EventHandler, MigrateAll, MigrationEvent};
+    /// use tenancy::migrate::{EventHandler, MigrateAll, MigrationEvent};
     ///
     /// let handler: EventHandler = Arc::new(|event: &MigrationEvent<'_>| println!("{}", event.tenant()));
     /// let up = MigrateAll::new().on_event_handler(Arc::clone(&handler));
@@ -172,7 +172,7 @@ impl<M: MigratorTrait> TenantFleet<M> {
     /// transaction holding the tenant's advisory lock. Works in any status.
     ///
     /// ```
-    /// use tenancy_migrate::{NewTenant, TenantFleet};
+    /// use tenancy::migrate::{NewTenant, TenantFleet};
     /// # use sea_orm_migration::{MigrationTrait, MigratorTrait};
     /// # struct TenantMigrator;
     /// # impl MigratorTrait for TenantMigrator {
@@ -213,7 +213,7 @@ impl<M: MigratorTrait> TenantFleet<M> {
     ///
     /// ```
     /// use sea_orm_migration::prelude::*;
-    /// use tenancy_migrate::{NewTenant, TenantFleet};
+    /// use tenancy::migrate::{NewTenant, TenantFleet};
     ///
     /// struct CreateNotes;
     /// impl MigrationName for CreateNotes {
@@ -305,7 +305,7 @@ impl<M: MigratorTrait> TenantFleet<M> {
     /// [`Error::Panicked`] for its tenant.
     ///
     /// ```
-    /// use tenancy_migrate::{MigrateAll, NewTenant, TenantFleet};
+    /// use tenancy::migrate::{MigrateAll, NewTenant, TenantFleet};
     /// # use sea_orm_migration::{MigrationTrait, MigratorTrait};
     /// # struct TenantMigrator;
     /// # impl MigratorTrait for TenantMigrator {
@@ -350,7 +350,7 @@ impl<M: MigratorTrait> TenantFleet<M> {
     ///
     /// ```
     /// use sea_orm_migration::prelude::*;
-    /// use tenancy_migrate::{NewTenant, TenantFleet};
+    /// use tenancy::migrate::{NewTenant, TenantFleet};
     ///
     /// struct CreateNotes;
     ///
@@ -419,8 +419,8 @@ impl<M: MigratorTrait> TenantFleet<M> {
     /// fleet, as [`migrate_all`](Self::migrate_all) runs them.
     ///
     /// ```
-    /// # async fn demo<M: sea_orm_migration::MigratorTrait>(fleet: tenancy_migrate::TenantFleet<M>) -> Result<(), tenancy_migrate::Error> {
-    /// use tenancy_migrate::MigrateAll;
+    /// # async fn demo<M: sea_orm_migration::MigratorTrait>(fleet: tenancy::migrate::TenantFleet<M>) -> Result<(), tenancy::migrate::Error> {
+    /// use tenancy::migrate::MigrateAll;
     ///
     /// // Err(FleetRunError) naming every tenant that could not be rolled back.
     /// let report = fleet
@@ -454,7 +454,7 @@ impl<M: MigratorTrait> TenantFleet<M> {
     /// shared schema.
     ///
     /// ```
-    /// use tenancy_migrate::TenantFleet;
+    /// use tenancy::migrate::TenantFleet;
     /// # use sea_orm_migration::{MigrationTrait, MigratorTrait};
     /// # struct SharedMigrator;
     /// # impl MigratorTrait for SharedMigrator {

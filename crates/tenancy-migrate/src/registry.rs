@@ -58,8 +58,8 @@ pub(crate) const RECORD_COLUMNS: &str = tenancy_core::registry::columns::SELECT_
 /// Which tenants [`TenantFleet::list`] returns.
 ///
 /// ```
-/// use tenancy_core::TenantStatus;
-/// use tenancy_migrate::StatusFilter;
+/// use tenancy::TenantStatus;
+/// use tenancy::migrate::StatusFilter;
 ///
 /// let suspended = StatusFilter::Only(TenantStatus::Suspended);
 /// assert_ne!(suspended, StatusFilter::default()); // the default is `All`
@@ -89,7 +89,7 @@ pub(crate) fn log_corrupt(record: &CorruptRecord) {
 /// do not validate.
 ///
 /// ```
-/// fn print(list: &tenancy_migrate::TenantList) {
+/// fn print(list: &tenancy::migrate::TenantList) {
 ///     for tenant in &list.tenants {
 ///         println!("{} {}", tenant.id, tenant.status);
 ///     }
@@ -114,7 +114,7 @@ impl<M: MigratorTrait> TenantFleet<M> {
     /// to call at every start-up, from several replicas at once.
     ///
     /// ```
-    /// use tenancy_migrate::TenantFleet;
+    /// use tenancy::migrate::TenantFleet;
     /// # use sea_orm_migration::{MigrationTrait, MigratorTrait};
     /// # struct TenantMigrator;
     /// # impl MigratorTrait for TenantMigrator {
@@ -188,8 +188,8 @@ impl<M: MigratorTrait> TenantFleet<M> {
     /// [`TenantList::corrupt`] and logged with `tracing::error!`.
     ///
     /// ```
-    /// use tenancy_core::TenantStatus;
-    /// use tenancy_migrate::{NewTenant, StatusFilter, TenantFleet};
+    /// use tenancy::TenantStatus;
+    /// use tenancy::migrate::{NewTenant, StatusFilter, TenantFleet};
     /// # use sea_orm_migration::{MigrationTrait, MigratorTrait};
     /// # struct TenantMigrator;
     /// # impl MigratorTrait for TenantMigrator {

@@ -15,7 +15,7 @@ pub use failure::FleetRunError;
 /// Which way a run moved the tenants' schemas.
 ///
 /// ```
-/// use tenancy_migrate::{Direction, FleetReport};
+/// use tenancy::migrate::{Direction, FleetReport};
 ///
 /// fn verb(report: &FleetReport) -> &'static str {
 ///     match report.direction {
@@ -53,7 +53,7 @@ impl Direction {
 /// How one tenant's part of a run ended.
 ///
 /// ```
-/// use tenancy_migrate::{Outcome, TenantReport};
+/// use tenancy::migrate::{Outcome, TenantReport};
 ///
 /// fn symbol(report: &TenantReport) -> char {
 ///     match report.outcome {
@@ -80,7 +80,7 @@ pub enum Outcome {
 /// `error` is `Some` exactly when `outcome` is [`Outcome::Failed`].
 ///
 /// ```
-/// fn log(report: &tenancy_migrate::TenantReport) {
+/// fn log(report: &tenancy::migrate::TenantReport) {
 ///     match &report.error {
 ///         Some(error) => eprintln!("{} ({}): {error}", report.tenant, report.schema),
 ///         None => println!("{} in {:.2?}: {:?}", report.tenant, report.duration, report.applied),
@@ -173,8 +173,8 @@ impl TenantReport {
     /// Whether the tenant's transaction committed.
     ///
     /// ```
-    /// fn check(report: &tenancy_migrate::TenantReport) {
-    ///     assert_eq!(report.is_success(), report.error.is_none() && report.outcome == tenancy_migrate::Outcome::Succeeded);
+    /// fn check(report: &tenancy::migrate::TenantReport) {
+    ///     assert_eq!(report.is_success(), report.error.is_none() && report.outcome == tenancy::migrate::Outcome::Succeeded);
     /// }
     /// ```
     #[must_use]
@@ -214,7 +214,7 @@ impl fmt::Display for TenantReport {
 /// `migrated 6 tenants: 5 succeeded, 1 failed, 0 skipped; 10 migrations applied in 1.20s`.
 ///
 /// ```
-/// fn exit_code(report: &tenancy_migrate::FleetReport) -> i32 {
+/// fn exit_code(report: &tenancy::migrate::FleetReport) -> i32 {
 ///     println!("{report}"); // the one-line summary
 ///     for tenant in report.failed() {
 ///         eprintln!("{tenant}");
@@ -264,7 +264,7 @@ impl FleetReport {
     /// The tenants whose transaction committed.
     ///
     /// ```
-    /// fn done(report: &tenancy_migrate::FleetReport) -> Vec<&str> {
+    /// fn done(report: &tenancy::migrate::FleetReport) -> Vec<&str> {
     ///     report.succeeded().map(|t| t.tenant.as_str()).collect()
     /// }
     /// ```
@@ -275,7 +275,7 @@ impl FleetReport {
     /// The tenants whose transaction was rolled back, each with its error.
     ///
     /// ```
-    /// fn print_failures(report: &tenancy_migrate::FleetReport) {
+    /// fn print_failures(report: &tenancy::migrate::FleetReport) {
     ///     for tenant in report.failed() {
     ///         eprintln!("{}: {}", tenant.tenant, tenant.error.as_ref().expect("failed tenants have an error"));
     ///     }
@@ -288,7 +288,7 @@ impl FleetReport {
     /// The tenants never started because the run stopped on a failure.
     ///
     /// ```
-    /// fn to_retry(report: &tenancy_migrate::FleetReport) -> usize {
+    /// fn to_retry(report: &tenancy::migrate::FleetReport) -> usize {
     ///     report.failed().count() + report.skipped().count()
     /// }
     /// ```
@@ -300,7 +300,7 @@ impl FleetReport {
     /// unreadable (also true for an empty fleet).
     ///
     /// ```
-    /// fn exit_code(report: &tenancy_migrate::FleetReport) -> i32 {
+    /// fn exit_code(report: &tenancy::migrate::FleetReport) -> i32 {
     ///     if report.is_success() { 0 } else { 1 }
     /// }
     /// ```
@@ -316,7 +316,7 @@ impl FleetReport {
     /// does it.
     ///
     /// ```
-    /// use tenancy_migrate::{MigrateAll, NewTenant, TenantFleet};
+    /// use tenancy::migrate::{MigrateAll, NewTenant, TenantFleet};
     /// # use sea_orm_migration::{MigrationTrait, MigratorTrait};
     /// # struct TenantMigrator;
     /// # impl MigratorTrait for TenantMigrator {
@@ -352,7 +352,7 @@ impl FleetReport {
     /// Migrations applied (or reverted) across all tenants.
     ///
     /// ```
-    /// fn summary(report: &tenancy_migrate::FleetReport) -> String {
+    /// fn summary(report: &tenancy::migrate::FleetReport) -> String {
     ///     format!("{} migrations over {} tenants", report.applied_total(), report.tenants.len())
     /// }
     /// ```
@@ -364,7 +364,7 @@ impl FleetReport {
     /// The report of one tenant.
     ///
     /// ```
-    /// fn applied_for(report: &tenancy_migrate::FleetReport, id: &tenancy_core::TenantId) -> usize {
+    /// fn applied_for(report: &tenancy::migrate::FleetReport, id: &tenancy::TenantId) -> usize {
     ///     report.tenant(id).map_or(0, |t| t.applied.len())
     /// }
     /// ```

@@ -24,7 +24,7 @@ const STATUS_ATTEMPTS: usize = 3;
 /// One tenant's migrations, from [`TenantFleet::tenant_status`].
 ///
 /// ```
-/// fn describe(status: &tenancy_migrate::MigrationStatusReport) -> String {
+/// fn describe(status: &tenancy::migrate::MigrationStatusReport) -> String {
 ///     format!("{} ({}): {} applied, {} pending", status.tenant, status.schema, status.applied.len(), status.pending.len())
 /// }
 /// ```
@@ -48,7 +48,7 @@ impl MigrationStatusReport {
     /// Whether nothing is pending.
     ///
     /// ```
-    /// fn needs_migration(status: &tenancy_migrate::MigrationStatusReport) -> bool {
+    /// fn needs_migration(status: &tenancy::migrate::MigrationStatusReport) -> bool {
     ///     !status.is_up_to_date()
     /// }
     /// ```
@@ -61,7 +61,7 @@ impl MigrationStatusReport {
 /// Where a tenant's schema stands, in [`TenantMigrationStatus::state`].
 ///
 /// ```
-/// use tenancy_migrate::{SchemaState, TenantMigrationStatus};
+/// use tenancy::migrate::{SchemaState, TenantMigrationStatus};
 ///
 /// fn label(status: &TenantMigrationStatus) -> &'static str {
 ///     match status.state {
@@ -88,7 +88,7 @@ impl fmt::Display for SchemaState {
     /// In words, as a person reads it.
     ///
     /// ```
-    /// assert_eq!(tenancy_migrate::SchemaState::MissingSchema.to_string(), "schema missing");
+    /// assert_eq!(tenancy::migrate::SchemaState::MissingSchema.to_string(), "schema missing");
     /// ```
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
@@ -102,7 +102,7 @@ impl fmt::Display for SchemaState {
 /// One tenant's line of a [`FleetStatus`].
 ///
 /// ```
-/// fn line(status: &tenancy_migrate::TenantMigrationStatus) -> String {
+/// fn line(status: &tenancy::migrate::TenantMigrationStatus) -> String {
 ///     format!("{} [{}] pending: {:?}", status.tenant, status.status, status.pending)
 /// }
 /// ```
@@ -136,7 +136,7 @@ impl TenantMigrationStatus {
     /// Whether the schema exists and nothing is pending.
     ///
     /// ```
-    /// fn up_to_date(fleet: &tenancy_migrate::FleetStatus) -> usize {
+    /// fn up_to_date(fleet: &tenancy::migrate::FleetStatus) -> usize {
     ///     fleet.tenants.iter().filter(|t| t.is_up_to_date()).count()
     /// }
     /// ```
@@ -148,7 +148,7 @@ impl TenantMigrationStatus {
     /// Whether the schema exists and something is pending.
     ///
     /// ```
-    /// fn behind(fleet: &tenancy_migrate::FleetStatus) -> Vec<&str> {
+    /// fn behind(fleet: &tenancy::migrate::FleetStatus) -> Vec<&str> {
     ///     fleet.tenants.iter().filter(|t| t.is_behind()).map(|t| t.tenant.as_str()).collect()
     /// }
     /// ```
@@ -162,7 +162,7 @@ impl TenantMigrationStatus {
 /// tenants`.
 ///
 /// ```
-/// fn summary(status: &tenancy_migrate::FleetStatus) -> String {
+/// fn summary(status: &tenancy::migrate::FleetStatus) -> String {
 ///     let totals = &status.totals;
 ///     format!("{}/{} up to date, {} pending migrations", totals.up_to_date, totals.tenants, totals.pending_migrations)
 /// }
@@ -195,7 +195,7 @@ pub struct FleetTotals {
 /// The [`Display`](fmt::Display) output is a one-line summary.
 ///
 /// ```
-/// fn report(status: &tenancy_migrate::FleetStatus) {
+/// fn report(status: &tenancy::migrate::FleetStatus) {
 ///     println!("{status}"); // the one-line summary
 ///     for tenant in status.tenants.iter().filter(|t| !t.is_up_to_date()) {
 ///         println!("{}: {:?} pending", tenant.tenant, tenant.pending);
@@ -223,7 +223,7 @@ impl FleetStatus {
     /// registry row is readable.
     ///
     /// ```
-    /// fn gate(status: &tenancy_migrate::FleetStatus) -> Result<(), String> {
+    /// fn gate(status: &tenancy::migrate::FleetStatus) -> Result<(), String> {
     ///     if status.is_up_to_date() { Ok(()) } else { Err(status.to_string()) }
     /// }
     /// ```
@@ -235,7 +235,7 @@ impl FleetStatus {
     /// The line of one tenant.
     ///
     /// ```
-    /// fn pending_for(status: &tenancy_migrate::FleetStatus, id: &tenancy_core::TenantId) -> usize {
+    /// fn pending_for(status: &tenancy::migrate::FleetStatus, id: &tenancy::TenantId) -> usize {
     ///     status.tenant(id).map_or(0, |t| t.pending.len())
     /// }
     /// ```
@@ -279,7 +279,7 @@ impl<M: MigratorTrait> TenantFleet<M> {
     /// path is the tenant's schema alone.
     ///
     /// ```
-    /// use tenancy_migrate::{NewTenant, TenantFleet};
+    /// use tenancy::migrate::{NewTenant, TenantFleet};
     /// # use sea_orm_migration::{MigrationTrait, MigratorTrait};
     /// # struct TenantMigrator;
     /// # impl MigratorTrait for TenantMigrator {
@@ -357,7 +357,7 @@ impl<M: MigratorTrait> TenantFleet<M> {
     /// meanwhile shows either its old or its new state.
     ///
     /// ```
-    /// use tenancy_migrate::{NewTenant, TenantFleet};
+    /// use tenancy::migrate::{NewTenant, TenantFleet};
     /// # use sea_orm_migration::{MigrationTrait, MigratorTrait};
     /// # struct TenantMigrator;
     /// # impl MigratorTrait for TenantMigrator {

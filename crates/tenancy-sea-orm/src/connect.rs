@@ -22,7 +22,7 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Why a connection could not be made, in [`ConnectError::cause`].
 ///
 /// ```
-/// use tenancy_sea_orm::ConnectCause;
+/// use tenancy::orm::ConnectCause;
 /// assert_eq!(ConnectCause::Refused.to_string(), "connection refused (is the server running and listening on that port?)");
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -78,7 +78,7 @@ impl fmt::Display for ConnectCause {
 /// caller adds what to set (its flag or environment variable).
 ///
 /// ```
-/// use tenancy_sea_orm::{ConnectCause, ConnectError};
+/// use tenancy::orm::{ConnectCause, ConnectError};
 ///
 /// let err = ConnectError::new(Some("db.internal:5432".into()), ConnectCause::Refused);
 /// assert_eq!(
@@ -100,7 +100,7 @@ impl ConnectError {
     /// An error for `endpoint` with `cause`.
     ///
     /// ```
-    /// use tenancy_sea_orm::{ConnectCause, ConnectError};
+    /// use tenancy::orm::{ConnectCause, ConnectError};
     /// let err = ConnectError::new(None, ConnectCause::InvalidUrl("empty host".into()));
     /// assert!(err.endpoint.is_none());
     /// ```
@@ -139,7 +139,7 @@ impl From<ConnectError> for DbErr {
 /// ```
 /// use std::time::Duration;
 /// use sea_orm::ConnectOptions;
-/// use tenancy_sea_orm::{connect, ConnectCause};
+/// use tenancy::orm::{connect, ConnectCause};
 ///
 /// # #[tokio::main] async fn main() {
 /// let mut options = ConnectOptions::new("postgres://postgres@127.0.0.1:1/app");

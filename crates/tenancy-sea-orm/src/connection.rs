@@ -233,7 +233,7 @@ pub(crate) async fn query_one_unnamed(
 /// the connection it ran on is discarded, so the retry prepares afresh.
 ///
 /// ```
-/// assert!(!tenancy_sea_orm::is_stale_plan_error(&sea_orm::DbErr::Custom("x".into())));
+/// assert!(!tenancy::orm::is_stale_plan_error(&sea_orm::DbErr::Custom("x".into())));
 /// ```
 #[must_use]
 pub fn is_stale_plan_error(err: &DbErr) -> bool {

@@ -33,8 +33,8 @@ use crate::transaction::{TenantTransaction, TransactionCallback};
 ///
 /// ```
 /// use sea_orm::{ConnectionTrait, DbBackend, Statement};
-/// use tenancy_core::{Tenant, TenantId};
-/// use tenancy_sea_orm::TenantDb;
+/// use tenancy::{Tenant, TenantId};
+/// use tenancy::orm::TenantDb;
 ///
 /// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// # let test_db = tenancy_testing::TestDatabase::create().await?;
@@ -78,8 +78,8 @@ impl TenantDb {
     /// transaction settings, and the registry at `public.tenants`.
     ///
     /// ```
-    /// # async fn demo(conn: sea_orm::DatabaseConnection) -> Result<(), tenancy_sea_orm::Error> {
-    /// let db = tenancy_sea_orm::TenantDb::new(conn)?; // one pool, every tenant
+    /// # async fn demo(conn: sea_orm::DatabaseConnection) -> Result<(), tenancy::orm::Error> {
+    /// let db = tenancy::orm::TenantDb::new(conn)?; // one pool, every tenant
     /// # Ok(()) }
     /// ```
     ///
@@ -143,9 +143,9 @@ impl TenantDb {
     /// # let conn = test_db.connect().await?;
     /// # conn.execute_unprepared("CREATE SCHEMA tenant_acme; CREATE TABLE tenant_acme.note (body text)").await?;
     /// // `conn` would be a pool on PgBouncer's address, e.g. postgres://app@pgbouncer:6432/app.
-    /// let db = tenancy_sea_orm::TenantDb::new(conn)?.behind_pooler();
+    /// let db = tenancy::orm::TenantDb::new(conn)?.behind_pooler();
     /// assert!(db.is_behind_pooler());
-    /// let acme = tenancy_core::Tenant::from_id("acme".parse()?)?;
+    /// let acme = tenancy::Tenant::from_id("acme".parse()?)?;
     /// let txn = db.begin(&acme).await?;
     /// txn.execute_raw(sea_orm::Statement::from_sql_and_values(
     ///     sea_orm::DbBackend::Postgres,
@@ -167,7 +167,7 @@ impl TenantDb {
     /// Whether this handle is in [pooler mode](Self::behind_pooler).
     ///
     /// ```
-    /// # fn demo(db: tenancy_sea_orm::TenantDb) {
+    /// # fn demo(db: tenancy::orm::TenantDb) {
     /// assert!(!db.is_behind_pooler() || db.registry().is_behind_pooler());
     /// # }
     /// ```
@@ -182,7 +182,7 @@ impl TenantDb {
     /// same name. Shared tables must be schema-qualified.
     ///
     /// ```
-    /// # fn demo(db: tenancy_sea_orm::TenantDb) {
+    /// # fn demo(db: tenancy::orm::TenantDb) {
     /// let db = db.strict();
     /// # }
     /// ```
@@ -196,8 +196,8 @@ impl TenantDb {
     /// scope's own choice. An empty list is [strict mode](Self::strict).
     ///
     /// ```
-    /// # fn demo(db: tenancy_sea_orm::TenantDb) -> Result<(), tenancy_core::Error> {
-    /// use tenancy_core::SharedSchema;
+    /// # fn demo(db: tenancy::orm::TenantDb) -> Result<(), tenancy::NameError> {
+    /// use tenancy::SharedSchema;
     /// let db = db.with_shared_schemas([SharedSchema::new("extensions")?, SharedSchema::public()]);
     /// # Ok(()) }
     /// ```
@@ -234,8 +234,8 @@ impl TenantDb {
     ///
     /// ```
     /// use sea_orm::ConnectionTrait;
-    /// use tenancy_core::{TableName, Tenant};
-    /// use tenancy_sea_orm::{Error, TenantDb};
+    /// use tenancy::{TableName, Tenant};
+    /// use tenancy::orm::{Error, TenantDb};
     ///
     /// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// # let test_db = tenancy_testing::TestDatabase::create().await?;
@@ -264,9 +264,9 @@ impl TenantDb {
     /// Settings applied to every transaction opened without explicit options.
     ///
     /// ```
-    /// # fn demo(db: tenancy_sea_orm::TenantDb) {
+    /// # fn demo(db: tenancy::orm::TenantDb) {
     /// use std::time::Duration;
-    /// let db = db.with_options(tenancy_sea_orm::ScopeOptions::new().statement_timeout(Duration::from_secs(10)));
+    /// let db = db.with_options(tenancy::orm::ScopeOptions::new().statement_timeout(Duration::from_secs(10)));
     /// # }
     /// ```
     #[must_use]
@@ -279,9 +279,9 @@ impl TenantDb {
     /// [`resolve`](Self::resolve) (a custom table, cache TTL or capacity).
     ///
     /// ```
-    /// # fn demo(db: tenancy_sea_orm::TenantDb) {
+    /// # fn demo(db: tenancy::orm::TenantDb) {
     /// use std::time::Duration;
-    /// use tenancy_sea_orm::{RegistryConfig, TenantRegistry};
+    /// use tenancy::orm::{RegistryConfig, TenantRegistry};
     /// let registry = TenantRegistry::with_config(
     ///     db.connection().clone(),
     ///     RegistryConfig::default().with_ttl(Duration::from_secs(5)),
@@ -303,7 +303,7 @@ impl TenantDb {
     /// The wrapped connection, for unscoped work on shared tables.
     ///
     /// ```
-    /// # fn demo(db: tenancy_sea_orm::TenantDb) {
+    /// # fn demo(db: tenancy::orm::TenantDb) {
     /// let shared: &sea_orm::DatabaseConnection = db.connection();
     /// # }
     /// ```
@@ -315,7 +315,7 @@ impl TenantDb {
     /// The tenant registry this handle resolves tenant ids with.
     ///
     /// ```
-    /// # fn demo(db: tenancy_sea_orm::TenantDb, id: tenancy_core::TenantId) {
+    /// # fn demo(db: tenancy::orm::TenantDb, id: tenancy::TenantId) {
     /// db.registry().invalidate(&id); // after suspending `id` in this process
     /// # }
     /// ```
@@ -327,8 +327,8 @@ impl TenantDb {
     /// The search path a transaction for `scope` pins.
     ///
     /// ```
-    /// # fn demo(db: tenancy_sea_orm::TenantDb) -> Result<(), Box<dyn std::error::Error>> {
-    /// let tenant = tenancy_core::Tenant::from_id("acme".parse()?)?;
+    /// # fn demo(db: tenancy::orm::TenantDb) -> Result<(), Box<dyn std::error::Error>> {
+    /// let tenant = tenancy::Tenant::from_id("acme".parse()?)?;
     /// assert_eq!(db.strict().search_path(&tenant).to_string(), r#""tenant_acme""#);
     /// # Ok(()) }
     /// ```
@@ -344,15 +344,15 @@ impl TenantDb {
     ///
     /// ```
     /// use sea_orm::ConnectionTrait;
-    /// use tenancy_core::Tenant;
-    /// use tenancy_sea_orm::Error;
+    /// use tenancy::Tenant;
+    /// use tenancy::orm::Error;
     ///
     /// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// # let test_db = tenancy_testing::TestDatabase::create().await?;
     /// # let conn = test_db.connect().await?;
     /// # conn.execute_unprepared("CREATE SCHEMA tenant_acme; CREATE TABLE tenant_acme.note (body text)").await?;
-    /// # let db = tenancy_sea_orm::TenantDb::new(conn.clone())?;
-    /// # let acme = tenancy_core::Tenant::from_id("acme".parse()?)?;
+    /// # let db = tenancy::orm::TenantDb::new(conn.clone())?;
+    /// # let acme = tenancy::Tenant::from_id("acme".parse()?)?;
     /// let txn = db.begin(&acme).await?;
     /// txn.execute_unprepared("INSERT INTO note VALUES ('hello')").await?; // tenant_acme.note
     /// txn.commit().await?;
@@ -387,14 +387,14 @@ impl TenantDb {
     ///
     /// ```
     /// use sea_orm::{AccessMode, ConnectionTrait};
-    /// use tenancy_sea_orm::ScopeOptions;
+    /// use tenancy::orm::ScopeOptions;
     ///
     /// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// # let test_db = tenancy_testing::TestDatabase::create().await?;
     /// # let conn = test_db.connect().await?;
     /// # conn.execute_unprepared("CREATE SCHEMA tenant_acme; CREATE TABLE tenant_acme.note (body text)").await?;
-    /// # let db = tenancy_sea_orm::TenantDb::new(conn.clone())?;
-    /// # let acme = tenancy_core::Tenant::from_id("acme".parse()?)?;
+    /// # let db = tenancy::orm::TenantDb::new(conn.clone())?;
+    /// # let acme = tenancy::Tenant::from_id("acme".parse()?)?;
     /// let read_only = ScopeOptions::new().access_mode(AccessMode::ReadOnly);
     /// let txn = db.begin_with(&acme, &read_only).await?;
     /// assert!(txn.execute_unprepared("INSERT INTO note VALUES ('no')").await.is_err());
@@ -469,8 +469,8 @@ impl TenantDb {
     /// # let test_db = tenancy_testing::TestDatabase::create().await?;
     /// # let conn = test_db.connect().await?;
     /// # conn.execute_unprepared("CREATE SCHEMA tenant_acme; CREATE TABLE tenant_acme.note (body text)").await?;
-    /// # let db = tenancy_sea_orm::TenantDb::new(conn.clone())?;
-    /// # let acme = tenancy_core::Tenant::from_id("acme".parse()?)?;
+    /// # let db = tenancy::orm::TenantDb::new(conn.clone())?;
+    /// # let acme = tenancy::Tenant::from_id("acme".parse()?)?;
     /// let result = db
     ///     .transaction::<_, (), DbErr>(&acme, async |txn| {
     ///         txn.execute_unprepared("INSERT INTO note VALUES ('undone')").await?;
@@ -517,7 +517,7 @@ impl TenantDb {
     /// Earlier versions trusted a schema seen to exist for a minute.
     ///
     /// ```
-    /// # fn demo(db: tenancy_sea_orm::TenantDb) -> Result<(), tenancy_core::Error> {
+    /// # fn demo(db: tenancy::orm::TenantDb) -> Result<(), tenancy::NameError> {
     /// # #[allow(deprecated)]
     /// db.forget_schema(&"tenant_acme".parse()?); // not needed any more
     /// # Ok(()) }
@@ -531,15 +531,15 @@ impl TenantDb {
     /// it is active.
     ///
     /// ```
-    /// use tenancy_core::TenantScope;
+    /// use tenancy::TenantScope;
     /// # use sea_orm::ConnectionTrait;
     ///
     /// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// # let test_db = tenancy_testing::TestDatabase::create().await?;
     /// # let conn = test_db.connect().await?;
     /// # conn.execute_unprepared("CREATE SCHEMA tenant_acme; CREATE TABLE tenant_acme.note (body text)").await?;
-    /// # let db = tenancy_sea_orm::TenantDb::new(conn.clone())?;
-    /// # let acme = tenancy_core::Tenant::from_id("acme".parse()?)?;
+    /// # let db = tenancy::orm::TenantDb::new(conn.clone())?;
+    /// # let acme = tenancy::Tenant::from_id("acme".parse()?)?;
     /// # conn.execute_unprepared(
     /// #     "CREATE TABLE tenants (tenant_id text PRIMARY KEY, schema_name text NOT NULL UNIQUE, status text NOT NULL, display_name text NOT NULL DEFAULT '', domain text UNIQUE);
     /// #      INSERT INTO tenants VALUES ('acme', 'tenant_acme', 'active')",
@@ -567,8 +567,8 @@ impl TenantDb {
     /// # let test_db = tenancy_testing::TestDatabase::create().await?;
     /// # let conn = test_db.connect().await?;
     /// # conn.execute_unprepared("CREATE SCHEMA tenant_acme; CREATE TABLE tenant_acme.note (body text)").await?;
-    /// # let db = tenancy_sea_orm::TenantDb::new(conn.clone())?;
-    /// # let acme = tenancy_core::Tenant::from_id("acme".parse()?)?;
+    /// # let db = tenancy::orm::TenantDb::new(conn.clone())?;
+    /// # let acme = tenancy::Tenant::from_id("acme".parse()?)?;
     /// # conn.execute_unprepared(
     /// #     "CREATE TABLE tenants (tenant_id text PRIMARY KEY, schema_name text NOT NULL UNIQUE, status text NOT NULL, display_name text NOT NULL DEFAULT '', domain text UNIQUE);
     /// #      INSERT INTO tenants VALUES ('acme', 'tenant_acme', 'active')",
@@ -597,8 +597,8 @@ impl TenantDb {
     /// # let test_db = tenancy_testing::TestDatabase::create().await?;
     /// # let conn = test_db.connect().await?;
     /// # conn.execute_unprepared("CREATE SCHEMA tenant_acme; CREATE TABLE tenant_acme.note (body text)").await?;
-    /// # let db = tenancy_sea_orm::TenantDb::new(conn.clone())?;
-    /// # let acme = tenancy_core::Tenant::from_id("acme".parse()?)?;
+    /// # let db = tenancy::orm::TenantDb::new(conn.clone())?;
+    /// # let acme = tenancy::Tenant::from_id("acme".parse()?)?;
     /// # conn.execute_unprepared(
     /// #     "CREATE TABLE tenants (tenant_id text PRIMARY KEY, schema_name text NOT NULL UNIQUE, status text NOT NULL, display_name text NOT NULL DEFAULT '', domain text UNIQUE);
     /// #      INSERT INTO tenants VALUES ('acme', 'tenant_acme', 'active')",

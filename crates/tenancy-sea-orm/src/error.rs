@@ -12,8 +12,8 @@ use crate::retry::FailureKind;
 /// Which tenant an error is about: its id when the scope knows one, and its schema.
 ///
 /// ```
-/// use tenancy_core::Tenant;
-/// use tenancy_sea_orm::ScopeLabel;
+/// use tenancy::Tenant;
+/// use tenancy::orm::ScopeLabel;
 ///
 /// let tenant = Tenant::from_id("acme".parse()?)?;
 /// assert_eq!(ScopeLabel::of(&tenant).to_string(), "tenant acme (schema tenant_acme)");
@@ -32,10 +32,10 @@ impl ScopeLabel {
     /// The label of a scope.
     ///
     /// ```
-    /// use tenancy_sea_orm::ScopeLabel;
-    /// let schema: tenancy_core::SchemaName = "legacy".parse()?;
+    /// use tenancy::orm::ScopeLabel;
+    /// let schema: tenancy::SchemaName = "legacy".parse()?;
     /// assert_eq!(ScopeLabel::of(&schema).to_string(), "schema legacy");
-    /// # Ok::<(), tenancy_core::Error>(())
+    /// # Ok::<(), tenancy::NameError>(())
     /// ```
     #[must_use]
     pub fn of(scope: &(impl TenantScope + ?Sized)) -> Self {
@@ -63,7 +63,7 @@ impl fmt::Display for ScopeLabel {
 /// closures that return `Result<_, DbErr>`.
 ///
 /// ```
-/// use tenancy_sea_orm::Error;
+/// use tenancy::orm::Error;
 ///
 /// let err = Error::UnknownTenant { tenant: "acme".parse()? };
 /// assert_eq!(err.to_string(), "tenant acme is not registered");
@@ -268,9 +268,9 @@ impl Error {
     /// The tenant id the error is about, if known.
     ///
     /// ```
-    /// let err = tenancy_sea_orm::Error::UnknownTenant { tenant: "acme".parse()? };
+    /// let err = tenancy::orm::Error::UnknownTenant { tenant: "acme".parse()? };
     /// assert_eq!(err.tenant().map(|t| t.as_str()), Some("acme"));
-    /// # Ok::<(), tenancy_core::Error>(())
+    /// # Ok::<(), tenancy::NameError>(())
     /// ```
     #[must_use]
     pub fn tenant(&self) -> Option<&TenantId> {
@@ -300,10 +300,10 @@ impl Error {
     /// tenant, missing schema, role) are [`FailureKind::Other`].
     ///
     /// ```
-    /// use tenancy_sea_orm::{Error, FailureKind};
+    /// use tenancy::orm::{Error, FailureKind};
     /// let err = Error::UnknownTenant { tenant: "acme".parse()? };
     /// assert_eq!(err.kind(), FailureKind::Other);
-    /// # Ok::<(), tenancy_core::Error>(())
+    /// # Ok::<(), tenancy::NameError>(())
     /// ```
     #[must_use]
     pub fn kind(&self) -> FailureKind {
@@ -326,9 +326,9 @@ impl Error {
     /// [`commit_outcome_unknown`](Self::commit_outcome_unknown) first.
     ///
     /// ```
-    /// let err = tenancy_sea_orm::Error::UnknownTenant { tenant: "acme".parse()? };
+    /// let err = tenancy::orm::Error::UnknownTenant { tenant: "acme".parse()? };
     /// assert!(!err.is_retryable());
-    /// # Ok::<(), tenancy_core::Error>(())
+    /// # Ok::<(), tenancy::NameError>(())
     /// ```
     #[must_use]
     pub fn is_retryable(&self) -> bool {
@@ -343,9 +343,9 @@ impl Error {
     /// Every other error of a transaction means it did not commit.
     ///
     /// ```
-    /// let err = tenancy_sea_orm::Error::UnknownTenant { tenant: "acme".parse()? };
+    /// let err = tenancy::orm::Error::UnknownTenant { tenant: "acme".parse()? };
     /// assert!(!err.commit_outcome_unknown());
-    /// # Ok::<(), tenancy_core::Error>(())
+    /// # Ok::<(), tenancy::NameError>(())
     /// ```
     #[must_use]
     pub fn commit_outcome_unknown(&self) -> bool {
@@ -359,14 +359,14 @@ impl Error {
     ///
     /// ```
     /// use sea_orm::ConnectionTrait;
-    /// use tenancy_sea_orm::Error;
+    /// use tenancy::orm::Error;
     ///
     /// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// # let test_db = tenancy_testing::TestDatabase::create().await?;
     /// # let conn = test_db.connect().await?;
     /// # conn.execute_unprepared("CREATE SCHEMA tenant_acme").await?;
-    /// # let db = tenancy_sea_orm::TenantDb::new(conn.clone())?;
-    /// # let acme = tenancy_core::Tenant::from_id("acme".parse()?)?;
+    /// # let db = tenancy::orm::TenantDb::new(conn.clone())?;
+    /// # let acme = tenancy::Tenant::from_id("acme".parse()?)?;
     /// let txn = db.begin(&acme).await?;
     /// let _ignored = txn.execute_unprepared("SELECT 1 / 0").await; // aborts the transaction
     /// let err = txn.commit().await.unwrap_err();

@@ -8,8 +8,8 @@
 //! ```
 //! use sea_orm::entity::prelude::*;
 //! use sea_orm::{ActiveValue::Set, ConnectionTrait};
-//! use tenancy_core::{Tenant, TenantId};
-//! use tenancy_sea_orm::TenantDb;
+//! use tenancy::{Tenant, TenantId};
+//! use tenancy::orm::TenantDb;
 //!
 //! mod note {
 //!     use sea_orm::entity::prelude::*;

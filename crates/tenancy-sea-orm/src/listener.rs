@@ -40,7 +40,7 @@ const MAX_BACKOFF: Duration = Duration::from_secs(10);
 /// Where a [`RegistryListener`] is.
 ///
 /// ```
-/// # fn demo(listener: &tenancy_sea_orm::RegistryListener) {
+/// # fn demo(listener: &tenancy::orm::RegistryListener) {
 /// let status = listener.status();
 /// if !status.listening {
 ///     // Changes from other processes take up to the registry's TTL meanwhile.
@@ -72,7 +72,7 @@ impl RegistryListener {
     /// Where the listener is now.
     ///
     /// ```
-    /// # fn demo(listener: &tenancy_sea_orm::RegistryListener) {
+    /// # fn demo(listener: &tenancy::orm::RegistryListener) {
     /// assert!(listener.status().sessions >= 1);
     /// # }
     /// ```
@@ -85,7 +85,7 @@ impl RegistryListener {
     /// change), e.g. until the listener is back after a lost connection.
     ///
     /// ```
-    /// # async fn demo(listener: &tenancy_sea_orm::RegistryListener) {
+    /// # async fn demo(listener: &tenancy::orm::RegistryListener) {
     /// let before = listener.status().sessions;
     /// // ... the connection is lost ...
     /// listener.wait_until(|s| s.listening && s.sessions > before).await;
@@ -102,7 +102,7 @@ impl RegistryListener {
     /// Stops listening and closes the connection.
     ///
     /// ```
-    /// # fn demo(listener: tenancy_sea_orm::RegistryListener) {
+    /// # fn demo(listener: tenancy::orm::RegistryListener) {
     /// listener.stop();
     /// # }
     /// ```
@@ -147,7 +147,7 @@ impl TenantRegistry {
     ///
     /// ```
     /// use sea_orm::ConnectionTrait;
-    /// use tenancy_sea_orm::{Error, TenantRegistry};
+    /// use tenancy::orm::{Error, TenantRegistry};
     ///
     /// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// # let db = tenancy_testing::TestDatabase::create().await?;

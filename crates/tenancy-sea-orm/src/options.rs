@@ -11,13 +11,13 @@ use crate::schema_check::SchemaCheck;
 ///
 /// ```
 /// use std::time::Duration;
-/// use tenancy_sea_orm::ScopeOptions;
+/// use tenancy::orm::ScopeOptions;
 ///
 /// let options = ScopeOptions::new()
 ///     .statement_timeout(Duration::from_secs(5))
 ///     .role("tenant_acme_rw".parse()?);
 /// assert_eq!(options.timeout(), Some(Duration::from_secs(5)));
-/// # Ok::<(), tenancy_core::Error>(())
+/// # Ok::<(), tenancy::NameError>(())
 /// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ScopeOptions {
@@ -31,7 +31,7 @@ impl ScopeOptions {
     /// No settings: the server's defaults.
     ///
     /// ```
-    /// assert_eq!(tenancy_sea_orm::ScopeOptions::new(), Default::default());
+    /// assert_eq!(tenancy::orm::ScopeOptions::new(), Default::default());
     /// ```
     #[must_use]
     pub fn new() -> Self {
@@ -43,7 +43,7 @@ impl ScopeOptions {
     ///
     /// ```
     /// # use std::time::Duration;
-    /// let options = tenancy_sea_orm::ScopeOptions::new().statement_timeout(Duration::from_millis(250));
+    /// let options = tenancy::orm::ScopeOptions::new().statement_timeout(Duration::from_millis(250));
     /// assert_eq!(options.timeout(), Some(Duration::from_millis(250)));
     /// ```
     #[must_use]
@@ -57,9 +57,9 @@ impl ScopeOptions {
     /// The connecting user must be a member of the role.
     ///
     /// ```
-    /// let options = tenancy_sea_orm::ScopeOptions::new().role("reporting".parse()?);
+    /// let options = tenancy::orm::ScopeOptions::new().role("reporting".parse()?);
     /// assert_eq!(options.role_name().map(|r| r.as_str()), Some("reporting"));
-    /// # Ok::<(), tenancy_core::Error>(())
+    /// # Ok::<(), tenancy::NameError>(())
     /// ```
     #[must_use]
     pub fn role(mut self, role: RoleName) -> Self {
@@ -71,7 +71,7 @@ impl ScopeOptions {
     ///
     /// ```
     /// use sea_orm::IsolationLevel;
-    /// let options = tenancy_sea_orm::ScopeOptions::new().isolation_level(IsolationLevel::Serializable);
+    /// let options = tenancy::orm::ScopeOptions::new().isolation_level(IsolationLevel::Serializable);
     /// # let _ = options;
     /// ```
     #[must_use]
@@ -84,7 +84,7 @@ impl ScopeOptions {
     ///
     /// ```
     /// use sea_orm::AccessMode;
-    /// let options = tenancy_sea_orm::ScopeOptions::new().access_mode(AccessMode::ReadOnly);
+    /// let options = tenancy::orm::ScopeOptions::new().access_mode(AccessMode::ReadOnly);
     /// # let _ = options;
     /// ```
     #[must_use]
@@ -96,7 +96,7 @@ impl ScopeOptions {
     /// The statement timeout, if set.
     ///
     /// ```
-    /// assert_eq!(tenancy_sea_orm::ScopeOptions::new().timeout(), None);
+    /// assert_eq!(tenancy::orm::ScopeOptions::new().timeout(), None);
     /// ```
     #[must_use]
     pub fn timeout(&self) -> Option<Duration> {
@@ -106,7 +106,7 @@ impl ScopeOptions {
     /// The role, if set.
     ///
     /// ```
-    /// assert!(tenancy_sea_orm::ScopeOptions::new().role_name().is_none());
+    /// assert!(tenancy::orm::ScopeOptions::new().role_name().is_none());
     /// ```
     #[must_use]
     pub fn role_name(&self) -> Option<&RoleName> {

@@ -59,8 +59,8 @@ use crate::display_db_err;
 ///
 /// ```
 /// use std::time::Duration;
-/// use tenancy_core::{SharedSchema, TableName};
-/// use tenancy_sea_orm::RegistryConfig;
+/// use tenancy::{SharedSchema, TableName};
+/// use tenancy::orm::RegistryConfig;
 ///
 /// let config = RegistryConfig::default()
 ///     .with_table(SharedSchema::new("control")?, TableName::new("registry")?)
@@ -68,7 +68,7 @@ use crate::display_db_err;
 /// assert_eq!(config.qualified_table(), r#""control"."registry""#);
 /// assert_eq!(config.ttl(), Duration::from_secs(10));
 /// assert_eq!(config.negative_ttl(), Duration::from_secs(2));
-/// # Ok::<(), tenancy_core::Error>(())
+/// # Ok::<(), tenancy::NameError>(())
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RegistryConfig {
@@ -93,11 +93,11 @@ impl RegistryConfig {
     /// Reads the registry from `schema.table` instead of `public.tenants`.
     ///
     /// ```
-    /// use tenancy_core::{SharedSchema, TableName};
-    /// let config = tenancy_sea_orm::RegistryConfig::default()
+    /// use tenancy::{SharedSchema, TableName};
+    /// let config = tenancy::orm::RegistryConfig::default()
     ///     .with_table(SharedSchema::public(), TableName::new("tenant_registry")?);
     /// assert_eq!(config.table().as_str(), "tenant_registry");
-    /// # Ok::<(), tenancy_core::Error>(())
+    /// # Ok::<(), tenancy::NameError>(())
     /// ```
     #[must_use]
     pub fn with_table(self, schema: SharedSchema, table: TableName) -> Self {
@@ -107,8 +107,8 @@ impl RegistryConfig {
     /// Reads the registry from `location` (see [`with_table`](Self::with_table)).
     ///
     /// ```
-    /// use tenancy_core::registry::RegistryTable;
-    /// let config = tenancy_sea_orm::RegistryConfig::default().with_location(RegistryTable::default());
+    /// use tenancy::registry::RegistryTable;
+    /// let config = tenancy::orm::RegistryConfig::default().with_location(RegistryTable::default());
     /// assert_eq!(config.location(), &RegistryTable::default());
     /// ```
     #[must_use]
@@ -119,7 +119,7 @@ impl RegistryConfig {
     /// Where the registry table is.
     ///
     /// ```
-    /// let config = tenancy_sea_orm::RegistryConfig::default();
+    /// let config = tenancy::orm::RegistryConfig::default();
     /// assert_eq!(config.location().qualified(), r#""public"."tenants""#);
     /// ```
     #[must_use]
@@ -133,7 +133,7 @@ impl RegistryConfig {
     ///
     /// ```
     /// use std::time::Duration;
-    /// let config = tenancy_sea_orm::RegistryConfig::default().with_ttl(Duration::from_secs(5));
+    /// let config = tenancy::orm::RegistryConfig::default().with_ttl(Duration::from_secs(5));
     /// assert_eq!(config.ttl(), Duration::from_secs(5));
     /// ```
     #[must_use]
@@ -146,7 +146,7 @@ impl RegistryConfig {
     ///
     /// ```
     /// use std::time::Duration;
-    /// let config = tenancy_sea_orm::RegistryConfig::default().with_negative_ttl(Duration::ZERO);
+    /// let config = tenancy::orm::RegistryConfig::default().with_negative_ttl(Duration::ZERO);
     /// assert!(config.negative_ttl().is_zero());
     /// ```
     #[must_use]
@@ -161,7 +161,7 @@ impl RegistryConfig {
     /// recently and least frequently used are evicted first.
     ///
     /// ```
-    /// let config = tenancy_sea_orm::RegistryConfig::default().with_capacity(500);
+    /// let config = tenancy::orm::RegistryConfig::default().with_capacity(500);
     /// assert_eq!(config.capacity(), 500);
     /// ```
     #[must_use]
@@ -172,7 +172,7 @@ impl RegistryConfig {
     /// The shared schema holding the registry table.
     ///
     /// ```
-    /// assert_eq!(tenancy_sea_orm::RegistryConfig::default().schema().as_str(), "public");
+    /// assert_eq!(tenancy::orm::RegistryConfig::default().schema().as_str(), "public");
     /// ```
     #[must_use]
     pub fn schema(&self) -> &SharedSchema {
@@ -182,7 +182,7 @@ impl RegistryConfig {
     /// The registry table's name.
     ///
     /// ```
-    /// assert_eq!(tenancy_sea_orm::RegistryConfig::default().table().as_str(), "tenants");
+    /// assert_eq!(tenancy::orm::RegistryConfig::default().table().as_str(), "tenants");
     /// ```
     #[must_use]
     pub fn table(&self) -> &TableName {
@@ -193,7 +193,7 @@ impl RegistryConfig {
     ///
     /// ```
     /// assert_eq!(
-    ///     tenancy_sea_orm::RegistryConfig::default().qualified_table(),
+    ///     tenancy::orm::RegistryConfig::default().qualified_table(),
     ///     r#""public"."tenants""#,
     /// );
     /// ```
@@ -206,7 +206,7 @@ impl RegistryConfig {
     ///
     /// ```
     /// use std::time::Duration;
-    /// assert_eq!(tenancy_sea_orm::RegistryConfig::default().ttl(), Duration::from_secs(30));
+    /// assert_eq!(tenancy::orm::RegistryConfig::default().ttl(), Duration::from_secs(30));
     /// ```
     #[must_use]
     pub fn ttl(&self) -> Duration {
@@ -217,7 +217,7 @@ impl RegistryConfig {
     ///
     /// ```
     /// use std::time::Duration;
-    /// assert_eq!(tenancy_sea_orm::RegistryConfig::default().negative_ttl(), Duration::from_secs(2));
+    /// assert_eq!(tenancy::orm::RegistryConfig::default().negative_ttl(), Duration::from_secs(2));
     /// ```
     #[must_use]
     pub fn negative_ttl(&self) -> Duration {
@@ -227,7 +227,7 @@ impl RegistryConfig {
     /// The most entries the cache holds.
     ///
     /// ```
-    /// assert_eq!(tenancy_sea_orm::RegistryConfig::default().capacity(), 10_000);
+    /// assert_eq!(tenancy::orm::RegistryConfig::default().capacity(), 10_000);
     /// ```
     #[must_use]
     pub fn capacity(&self) -> u64 {
@@ -284,8 +284,8 @@ impl RegistryConfig {
 ///
 /// ```
 /// use sea_orm::ConnectionTrait;
-/// use tenancy_core::TenantScope;
-/// use tenancy_sea_orm::TenantRegistry;
+/// use tenancy::TenantScope;
+/// use tenancy::orm::TenantRegistry;
 ///
 /// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// # let db = tenancy_testing::TestDatabase::create().await?;
@@ -327,7 +327,7 @@ impl TenantRegistry {
     /// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// # let db = tenancy_testing::TestDatabase::create().await?;
     /// # let conn = db.connect().await?;
-    /// let registry = tenancy_sea_orm::TenantRegistry::new(conn.clone());
+    /// let registry = tenancy::orm::TenantRegistry::new(conn.clone());
     /// assert_eq!(registry.config().qualified_table(), r#""public"."tenants""#);
     /// # conn.close().await?;
     /// # db.close().await?;
@@ -342,7 +342,7 @@ impl TenantRegistry {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use tenancy_sea_orm::{RegistryConfig, TenantRegistry};
+    /// use tenancy::orm::{RegistryConfig, TenantRegistry};
     ///
     /// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// # let db = tenancy_testing::TestDatabase::create().await?;
@@ -388,7 +388,7 @@ impl TenantRegistry {
     /// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// # let db = tenancy_testing::TestDatabase::create().await?;
     /// # let conn = db.connect().await?;
-    /// let registry = tenancy_sea_orm::TenantRegistry::new(conn.clone()).behind_pooler();
+    /// let registry = tenancy::orm::TenantRegistry::new(conn.clone()).behind_pooler();
     /// assert!(registry.is_behind_pooler());
     /// # conn.close().await?;
     /// # db.close().await?;
@@ -403,7 +403,7 @@ impl TenantRegistry {
     /// Whether lookups run in [pooler mode](Self::behind_pooler).
     ///
     /// ```
-    /// # fn demo(registry: tenancy_sea_orm::TenantRegistry) {
+    /// # fn demo(registry: tenancy::orm::TenantRegistry) {
     /// let pooled = registry.behind_pooler();
     /// assert!(pooled.is_behind_pooler());
     /// # }
@@ -419,7 +419,7 @@ impl TenantRegistry {
     /// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// # let db = tenancy_testing::TestDatabase::create().await?;
     /// # let conn = db.connect().await?;
-    /// let registry = tenancy_sea_orm::TenantRegistry::new(conn.clone());
+    /// let registry = tenancy::orm::TenantRegistry::new(conn.clone());
     /// assert_eq!(registry.config().capacity(), 10_000);
     /// # conn.close().await?;
     /// # db.close().await?;
@@ -441,8 +441,8 @@ impl TenantRegistry {
     ///
     /// ```
     /// use sea_orm::ConnectionTrait;
-    /// use tenancy_core::{TenantScope, TenantStatus};
-    /// use tenancy_sea_orm::{Error, TenantRegistry};
+    /// use tenancy::{TenantScope, TenantStatus};
+    /// use tenancy::orm::{Error, TenantRegistry};
     ///
     /// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// # let db = tenancy_testing::TestDatabase::create().await?;
@@ -485,7 +485,7 @@ impl TenantRegistry {
     ///
     /// ```
     /// use sea_orm::ConnectionTrait;
-    /// use tenancy_core::TenantStatus;
+    /// use tenancy::TenantStatus;
     ///
     /// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// # let db = tenancy_testing::TestDatabase::create().await?;
@@ -495,7 +495,7 @@ impl TenantRegistry {
     /// #      status text NOT NULL, display_name text NOT NULL DEFAULT '', domain text UNIQUE);
     /// #      INSERT INTO tenants VALUES ('initech', 'tenant_initech', 'suspended')",
     /// # ).await?;
-    /// let registry = tenancy_sea_orm::TenantRegistry::new(conn.clone());
+    /// let registry = tenancy::orm::TenantRegistry::new(conn.clone());
     /// let entry = registry.entry(&"initech".parse()?).await?;
     /// assert_eq!(entry.map(|e| e.status), Some(TenantStatus::Suspended));
     /// assert_eq!(registry.entry(&"nobody".parse()?).await?, None);
@@ -542,7 +542,7 @@ impl TenantRegistry {
     /// #      status text NOT NULL, display_name text NOT NULL DEFAULT '', domain text UNIQUE);
     /// #      INSERT INTO tenants VALUES ('acme', 'tenant_acme', 'active')",
     /// # ).await?;
-    /// let registry = tenancy_sea_orm::TenantRegistry::new(conn.clone());
+    /// let registry = tenancy::orm::TenantRegistry::new(conn.clone());
     /// let entry = registry.fetch(&"acme".parse()?).await?;
     /// assert_eq!(entry.map(|e| e.schema.to_string()).as_deref(), Some("tenant_acme"));
     /// # conn.close().await?;
@@ -586,7 +586,7 @@ impl TenantRegistry {
     ///
     /// ```
     /// use sea_orm::ConnectionTrait;
-    /// use tenancy_sea_orm::Error;
+    /// use tenancy::orm::Error;
     ///
     /// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// # let db = tenancy_testing::TestDatabase::create().await?;
@@ -596,7 +596,7 @@ impl TenantRegistry {
     /// #      status text NOT NULL, display_name text NOT NULL DEFAULT '', domain text UNIQUE);
     /// #      INSERT INTO tenants VALUES ('acme', 'tenant_acme', 'active')",
     /// # ).await?;
-    /// let registry = tenancy_sea_orm::TenantRegistry::new(conn.clone());
+    /// let registry = tenancy::orm::TenantRegistry::new(conn.clone());
     /// let acme = "acme".parse()?;
     /// registry.resolve(&acme).await?;
     ///
@@ -626,7 +626,7 @@ impl TenantRegistry {
     /// #     "CREATE TABLE tenants (tenant_id text PRIMARY KEY, schema_name text NOT NULL UNIQUE, \
     /// #      status text NOT NULL, display_name text NOT NULL DEFAULT '', domain text UNIQUE)",
     /// # ).await?;
-    /// let registry = tenancy_sea_orm::TenantRegistry::new(conn.clone());
+    /// let registry = tenancy::orm::TenantRegistry::new(conn.clone());
     /// let acme = "acme".parse()?;
     /// assert_eq!(registry.entry(&acme).await?, None);
     ///
@@ -682,7 +682,7 @@ struct EntryExpiry(Arc<RegistryConfig>);
 ///     ))
 ///     .await?
 ///     .expect("one row");
-/// let bad = tenancy_sea_orm::read_record(&row).unwrap_err();
+/// let bad = tenancy::orm::read_record(&row).unwrap_err();
 /// assert!(bad.to_string().contains("paused"));
 /// # conn.close().await?;
 /// # db.close().await?;

@@ -22,7 +22,7 @@ use crate::connection::{is_stale_plan, sqlx_error};
 /// that checks first (a unique key, an idempotency token).
 ///
 /// ```
-/// use tenancy_sea_orm::FailureKind;
+/// use tenancy::orm::FailureKind;
 ///
 /// let err = sea_orm::DbErr::Custom("not a database failure".into());
 /// assert_eq!(FailureKind::of(&err), FailureKind::Other);
@@ -58,7 +58,7 @@ impl FailureKind {
     /// let lost = sea_orm::DbErr::Conn(sea_orm::RuntimeErr::SqlxError(std::sync::Arc::new(
     ///     sea_orm::sqlx::Error::Io(std::io::ErrorKind::ConnectionReset.into()),
     /// )));
-    /// assert_eq!(tenancy_sea_orm::FailureKind::of(&lost), tenancy_sea_orm::FailureKind::ConnectionLost);
+    /// assert_eq!(tenancy::orm::FailureKind::of(&lost), tenancy::orm::FailureKind::ConnectionLost);
     /// ```
     #[must_use]
     pub fn of(err: &DbErr) -> Self {
@@ -89,7 +89,7 @@ impl FailureKind {
     /// Whether running the whole transaction again is expected to succeed.
     ///
     /// ```
-    /// assert!(!tenancy_sea_orm::FailureKind::Other.is_retryable());
+    /// assert!(!tenancy::orm::FailureKind::Other.is_retryable());
     /// ```
     #[must_use]
     pub fn is_retryable(self) -> bool {
@@ -109,11 +109,11 @@ impl FailureKind {
 /// # let test_db = tenancy_testing::TestDatabase::create().await?;
 /// # let conn = test_db.connect().await?;
 /// # conn.execute_unprepared("CREATE SCHEMA tenant_acme").await?;
-/// # let db = tenancy_sea_orm::TenantDb::new(conn.clone())?;
-/// # let acme = tenancy_core::Tenant::from_id("acme".parse()?)?;
+/// # let db = tenancy::orm::TenantDb::new(conn.clone())?;
+/// # let acme = tenancy::Tenant::from_id("acme".parse()?)?;
 /// let txn = db.begin(&acme).await?;
 /// let err = txn.execute_unprepared("SELECT 1 / 0").await.unwrap_err();
-/// assert!(!tenancy_sea_orm::is_retryable(&err)); // it would divide by zero again
+/// assert!(!tenancy::orm::is_retryable(&err)); // it would divide by zero again
 /// txn.rollback().await?;
 /// # conn.close().await?;
 /// # test_db.close().await?;

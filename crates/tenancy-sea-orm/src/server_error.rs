@@ -13,7 +13,7 @@ use sea_orm::DbErr;
 ///
 /// ```
 /// use sea_orm::DbErr;
-/// use tenancy_sea_orm::display_db_err;
+/// use tenancy::orm::display_db_err;
 ///
 /// let err = DbErr::Custom("no such tenant".into());
 /// assert_eq!(display_db_err(&err).to_string(), err.to_string());
@@ -42,7 +42,7 @@ impl fmt::Display for DbErrDisplay<'_> {
 ///
 /// ```
 /// let err = sea_orm::DbErr::Custom("not from the server".into());
-/// assert!(tenancy_sea_orm::pg_error(&err).is_none());
+/// assert!(tenancy::orm::pg_error(&err).is_none());
 /// ```
 #[must_use]
 pub fn pg_error(err: &DbErr) -> Option<&PgDatabaseError> {
@@ -60,7 +60,7 @@ pub fn pg_error(err: &DbErr) -> Option<&PgDatabaseError> {
 /// # let test_db = tenancy_testing::TestDatabase::create().await?;
 /// # let conn = test_db.connect().await?;
 /// let err = conn.execute_unprepared("SELECT * FROM no_such_table").await.unwrap_err();
-/// assert_eq!(tenancy_sea_orm::sqlstate(&err), Some(sqlstate::UNDEFINED_TABLE));
+/// assert_eq!(tenancy::orm::sqlstate(&err), Some(sqlstate::UNDEFINED_TABLE));
 /// # conn.close().await?;
 /// # test_db.close().await?;
 /// # Ok(()) }

@@ -49,8 +49,8 @@ use crate::error::{Error, ScopeLabel};
 /// # let test_db = tenancy_testing::TestDatabase::create().await?;
 /// # let conn = test_db.connect().await?;
 /// # conn.execute_unprepared("CREATE SCHEMA tenant_acme; CREATE TABLE tenant_acme.note (body text)").await?;
-/// # let db = tenancy_sea_orm::TenantDb::new(conn.clone())?;
-/// # let acme = tenancy_core::Tenant::from_id("acme".parse()?)?;
+/// # let db = tenancy::orm::TenantDb::new(conn.clone())?;
+/// # let acme = tenancy::Tenant::from_id("acme".parse()?)?;
 /// let txn = db.begin(&acme).await?;
 /// txn.execute_unprepared("INSERT INTO note VALUES ('kept')").await?;
 ///
@@ -92,7 +92,7 @@ impl TenantTransaction {
     /// Which tenant this transaction is scoped to.
     ///
     /// ```no_run
-    /// # async fn demo(db: tenancy_sea_orm::TenantDb, tenant: tenancy_core::Tenant) -> Result<(), tenancy_sea_orm::Error> {
+    /// # async fn demo(db: tenancy::orm::TenantDb, tenant: tenancy::Tenant) -> Result<(), tenancy::orm::Error> {
     /// let txn = db.begin(&tenant).await?;
     /// println!("working in {}", txn.scope());
     /// # Ok(()) }
@@ -111,8 +111,8 @@ impl TenantTransaction {
     /// # let test_db = tenancy_testing::TestDatabase::create().await?;
     /// # let conn = test_db.connect().await?;
     /// # conn.execute_unprepared("CREATE SCHEMA tenant_acme; CREATE TABLE tenant_acme.note (body text)").await?;
-    /// # let db = tenancy_sea_orm::TenantDb::new(conn.clone())?;
-    /// # let acme = tenancy_core::Tenant::from_id("acme".parse()?)?;
+    /// # let db = tenancy::orm::TenantDb::new(conn.clone())?;
+    /// # let acme = tenancy::Tenant::from_id("acme".parse()?)?;
     /// let txn = db.begin(&acme).await?;
     /// txn.execute_unprepared("INSERT INTO note VALUES ('hello')").await?;
     /// txn.commit().await?; // visible to everyone from here on
@@ -146,8 +146,8 @@ impl TenantTransaction {
     /// # let test_db = tenancy_testing::TestDatabase::create().await?;
     /// # let conn = test_db.connect().await?;
     /// # conn.execute_unprepared("CREATE SCHEMA tenant_acme; CREATE TABLE tenant_acme.note (body text)").await?;
-    /// # let db = tenancy_sea_orm::TenantDb::new(conn.clone())?;
-    /// # let acme = tenancy_core::Tenant::from_id("acme".parse()?)?;
+    /// # let db = tenancy::orm::TenantDb::new(conn.clone())?;
+    /// # let acme = tenancy::Tenant::from_id("acme".parse()?)?;
     /// let txn = db.begin(&acme).await?;
     /// txn.execute_unprepared("INSERT INTO note VALUES ('draft')").await?;
     /// txn.rollback().await?;
@@ -179,8 +179,8 @@ impl TenantTransaction {
     /// # let test_db = tenancy_testing::TestDatabase::create().await?;
     /// # let conn = test_db.connect().await?;
     /// # conn.execute_unprepared("CREATE SCHEMA tenant_acme; CREATE TABLE tenant_acme.note (body text)").await?;
-    /// # let db = tenancy_sea_orm::TenantDb::new(conn.clone())?;
-    /// # let acme = tenancy_core::Tenant::from_id("acme".parse()?)?;
+    /// # let db = tenancy::orm::TenantDb::new(conn.clone())?;
+    /// # let acme = tenancy::Tenant::from_id("acme".parse()?)?;
     /// let body = String::from("kept");
     /// db.transaction(&acme, async |txn| {
     ///     txn.execute_unprepared(&format!("INSERT INTO note VALUES ('{body}')")).await?;
@@ -361,7 +361,7 @@ impl TenantTransaction {
 ///
 /// ```
 /// use sea_orm::{ConnectionTrait, DbErr};
-/// use tenancy_sea_orm::{TenantDb, TenantTransaction};
+/// use tenancy::orm::{TenantDb, TenantTransaction};
 ///
 /// async fn add_note(txn: &TenantTransaction, body: &str) -> Result<(), DbErr> {
 ///     txn.execute_raw(sea_orm::Statement::from_sql_and_values(
@@ -378,7 +378,7 @@ impl TenantTransaction {
 /// # let conn = test_db.connect().await?;
 /// # conn.execute_unprepared("CREATE SCHEMA tenant_acme; CREATE TABLE tenant_acme.note (body text)").await?;
 /// let db = TenantDb::new(conn)?;
-/// let acme = tenancy_core::Tenant::from_id("acme".parse()?)?;
+/// let acme = tenancy::Tenant::from_id("acme".parse()?)?;
 /// let body = String::from("borrowed, not moved");
 /// let spawned = tokio::spawn(async move {
 ///     db.transaction(&acme, async |txn| add_note(txn, &body).await).await

@@ -26,7 +26,7 @@ use super::{NotPresent, RequestParts, Resolution, ResolveTenant};
 /// Resolvers are shared (`Arc`), so cloning a chain is cheap.
 ///
 /// ```
-/// use tenancy_core::resolve::{
+/// use tenancy::resolve::{
 ///     ClaimResolver, HeaderResolver, PathPrefixResolver, RequestView, ResolveTenant, ResolverChain,
 ///     SubdomainResolver,
 /// };
@@ -53,7 +53,7 @@ impl ResolverChain {
     /// [`NotPresent::EmptyChain`] until resolvers are added.
     ///
     /// ```
-    /// use tenancy_core::resolve::{NotPresent, RequestView, Resolution, ResolveTenant, ResolverChain};
+    /// use tenancy::resolve::{NotPresent, RequestView, Resolution, ResolveTenant, ResolverChain};
     ///
     /// let chain = ResolverChain::new();
     /// assert!(chain.is_empty());
@@ -67,7 +67,7 @@ impl ResolverChain {
     /// The same chain with `resolver` tried after the ones already in it.
     ///
     /// ```
-    /// use tenancy_core::resolve::{HeaderResolver, ResolverChain, SubdomainResolver};
+    /// use tenancy::resolve::{HeaderResolver, ResolverChain, SubdomainResolver};
     ///
     /// let chain = ResolverChain::new()
     ///     .with(SubdomainResolver::new("example.com"))
@@ -83,7 +83,7 @@ impl ResolverChain {
     /// Adds `resolver`, tried after the ones already in the chain.
     ///
     /// ```
-    /// use tenancy_core::resolve::{ClaimResolver, ResolverChain};
+    /// use tenancy::resolve::{ClaimResolver, ResolverChain};
     ///
     /// let mut chain = ResolverChain::new();
     /// chain.push(ClaimResolver::default());
@@ -96,7 +96,7 @@ impl ResolverChain {
     /// How many resolvers the chain holds.
     ///
     /// ```
-    /// assert_eq!(tenancy_core::resolve::ResolverChain::new().len(), 0);
+    /// assert_eq!(tenancy::resolve::ResolverChain::new().len(), 0);
     /// ```
     #[must_use]
     pub fn len(&self) -> usize {
@@ -106,7 +106,7 @@ impl ResolverChain {
     /// Whether the chain holds no resolvers.
     ///
     /// ```
-    /// assert!(tenancy_core::resolve::ResolverChain::new().is_empty());
+    /// assert!(tenancy::resolve::ResolverChain::new().is_empty());
     /// ```
     #[must_use]
     pub fn is_empty(&self) -> bool {

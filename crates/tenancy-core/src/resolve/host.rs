@@ -36,7 +36,7 @@ use crate::TenantId;
 /// `xn--mnchen-3ya`.
 ///
 /// ```
-/// use tenancy_core::resolve::{NotPresent, Resolution, SubdomainResolver};
+/// use tenancy::resolve::{NotPresent, Resolution, SubdomainResolver};
 ///
 /// let resolver = SubdomainResolver::new("example.com").reserve("api");
 /// assert_eq!(resolver.resolve_host("ACME.example.com:8080").found().map(|t| t.as_str()), Some("acme"));
@@ -70,7 +70,7 @@ impl SubdomainResolver {
     /// value comes from configuration.
     ///
     /// ```
-    /// use tenancy_core::resolve::SubdomainResolver;
+    /// use tenancy::resolve::SubdomainResolver;
     ///
     /// assert_eq!(SubdomainResolver::new(" .Example.COM.:443 ").base_domain(), "example.com");
     /// assert_eq!(SubdomainResolver::new("localhost:3000").base_domain(), "localhost");
@@ -91,7 +91,7 @@ impl SubdomainResolver {
     /// replacing the defaults; pass an empty list to reserve nothing.
     ///
     /// ```
-    /// use tenancy_core::resolve::SubdomainResolver;
+    /// use tenancy::resolve::SubdomainResolver;
     ///
     /// let resolver = SubdomainResolver::new("example.com").with_reserved_labels(["API", "admin"]);
     /// assert!(resolver.is_reserved("api"));
@@ -114,7 +114,7 @@ impl SubdomainResolver {
     /// The same resolver with `label` (lowercased) reserved as well.
     ///
     /// ```
-    /// use tenancy_core::resolve::SubdomainResolver;
+    /// use tenancy::resolve::SubdomainResolver;
     ///
     /// let resolver = SubdomainResolver::new("example.com").reserve("api").reserve("admin");
     /// assert_eq!(resolver.reserved_labels().collect::<Vec<_>>(), ["www", "api", "admin"]);
@@ -131,7 +131,7 @@ impl SubdomainResolver {
     /// The normalised base domain.
     ///
     /// ```
-    /// use tenancy_core::resolve::SubdomainResolver;
+    /// use tenancy::resolve::SubdomainResolver;
     /// assert_eq!(SubdomainResolver::new("Example.com").base_domain(), "example.com");
     /// ```
     #[must_use]
@@ -142,7 +142,7 @@ impl SubdomainResolver {
     /// The reserved labels, in the order they were added.
     ///
     /// ```
-    /// use tenancy_core::resolve::SubdomainResolver;
+    /// use tenancy::resolve::SubdomainResolver;
     /// assert_eq!(SubdomainResolver::new("example.com").reserved_labels().collect::<Vec<_>>(), ["www"]);
     /// ```
     pub fn reserved_labels(&self) -> impl ExactSizeIterator<Item = &str> {
@@ -152,7 +152,7 @@ impl SubdomainResolver {
     /// Whether `label` is reserved, compared case-insensitively.
     ///
     /// ```
-    /// use tenancy_core::resolve::SubdomainResolver;
+    /// use tenancy::resolve::SubdomainResolver;
     /// assert!(SubdomainResolver::new("example.com").is_reserved("WWW"));
     /// ```
     #[must_use]
@@ -166,7 +166,7 @@ impl SubdomainResolver {
     /// with or without port).
     ///
     /// ```
-    /// use tenancy_core::resolve::{Malformed, Resolution, SubdomainResolver};
+    /// use tenancy::resolve::{Malformed, Resolution, SubdomainResolver};
     ///
     /// let resolver = SubdomainResolver::new("example.com");
     /// assert_eq!(resolver.resolve_host("acme.example.com.").found().map(|t| t.as_str()), Some("acme"));

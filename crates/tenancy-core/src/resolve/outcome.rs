@@ -11,7 +11,7 @@ use crate::{Error, TenantId};
 /// documentation](crate::resolve)).
 ///
 /// ```
-/// use tenancy_core::resolve::{Resolution, SubdomainResolver};
+/// use tenancy::resolve::{Resolution, SubdomainResolver};
 ///
 /// let resolver = SubdomainResolver::new("example.com");
 /// match resolver.resolve_host("acme.example.com") {
@@ -35,7 +35,7 @@ impl Resolution {
     /// The tenant, if one was found.
     ///
     /// ```
-    /// use tenancy_core::resolve::SubdomainResolver;
+    /// use tenancy::resolve::SubdomainResolver;
     ///
     /// let resolver = SubdomainResolver::new("example.com");
     /// assert_eq!(resolver.resolve_host("acme.example.com").found().map(|t| t.as_str()), Some("acme"));
@@ -52,7 +52,7 @@ impl Resolution {
     /// Whether a tenant was found.
     ///
     /// ```
-    /// use tenancy_core::resolve::HeaderResolver;
+    /// use tenancy::resolve::HeaderResolver;
     /// assert!(HeaderResolver::default().resolve_value(Some("acme")).is_found());
     /// ```
     #[must_use]
@@ -63,7 +63,7 @@ impl Resolution {
     /// Whether the source named no tenant.
     ///
     /// ```
-    /// use tenancy_core::resolve::HeaderResolver;
+    /// use tenancy::resolve::HeaderResolver;
     /// assert!(HeaderResolver::default().resolve_value(None).is_not_present());
     /// ```
     #[must_use]
@@ -74,7 +74,7 @@ impl Resolution {
     /// Whether the source named a tenant badly.
     ///
     /// ```
-    /// use tenancy_core::resolve::HeaderResolver;
+    /// use tenancy::resolve::HeaderResolver;
     /// assert!(HeaderResolver::default().resolve_value(Some("Acme")).is_malformed());
     /// ```
     #[must_use]
@@ -90,7 +90,7 @@ impl Resolution {
     /// outcome's reason.
     ///
     /// ```
-    /// use tenancy_core::resolve::{ResolveError, SubdomainResolver};
+    /// use tenancy::resolve::{ResolveError, SubdomainResolver};
     ///
     /// let resolver = SubdomainResolver::new("example.com");
     /// let tenant = resolver.resolve_host("acme.example.com").into_result()?;
@@ -116,7 +116,7 @@ impl Resolution {
     /// The [`Malformed`] reason, when the request named a tenant badly.
     ///
     /// ```
-    /// use tenancy_core::resolve::{Malformed, SubdomainResolver};
+    /// use tenancy::resolve::{Malformed, SubdomainResolver};
     ///
     /// let resolver = SubdomainResolver::new("example.com");
     /// assert_eq!(resolver.resolve_host("example.com").into_optional()?, None);
@@ -138,7 +138,7 @@ impl Resolution {
     /// never replaced.
     ///
     /// ```
-    /// use tenancy_core::resolve::{HeaderResolver, SubdomainResolver};
+    /// use tenancy::resolve::{HeaderResolver, SubdomainResolver};
     ///
     /// let subdomain = SubdomainResolver::new("example.com");
     /// let header = HeaderResolver::default();
@@ -198,7 +198,7 @@ impl From<Result<TenantId, ResolveError>> for Resolution {
 /// (lowercase, without port or trailing dot), so they can be used as lookup keys.
 ///
 /// ```
-/// use tenancy_core::resolve::{NotPresent, Resolution, SubdomainResolver};
+/// use tenancy::resolve::{NotPresent, Resolution, SubdomainResolver};
 ///
 /// let resolver = SubdomainResolver::new("example.com");
 /// let Resolution::NotPresent(reason) = resolver.resolve_host("App.Acme.COM:443") else {
@@ -300,7 +300,7 @@ pub enum NotPresent {
 /// `400 Bad Request`, never by falling back to another source.
 ///
 /// ```
-/// use tenancy_core::resolve::{Malformed, Resolution, SubdomainResolver};
+/// use tenancy::resolve::{Malformed, Resolution, SubdomainResolver};
 ///
 /// let resolver = SubdomainResolver::new("example.com");
 /// let Resolution::Malformed(reason) = resolver.resolve_host("a.b.example.com") else {
@@ -353,7 +353,7 @@ pub enum Malformed {
 /// Where a tenant id came from, for error messages and logs.
 ///
 /// ```
-/// use tenancy_core::resolve::TenantSource;
+/// use tenancy::resolve::TenantSource;
 ///
 /// let origin = TenantSource::Header { name: "x-tenant-id".into() };
 /// assert_eq!(origin.to_string(), r#"the "x-tenant-id" header"#);
@@ -397,7 +397,7 @@ impl fmt::Display for TenantSource {
 /// A [`Resolution`] that found no tenant, as an error for `?`.
 ///
 /// ```
-/// use tenancy_core::resolve::{HeaderResolver, ResolveError};
+/// use tenancy::resolve::{HeaderResolver, ResolveError};
 ///
 /// let err = HeaderResolver::default().resolve_value(Some(" ")).into_result().unwrap_err();
 /// assert!(!err.is_malformed());
@@ -418,7 +418,7 @@ impl ResolveError {
     /// opposed to naming none.
     ///
     /// ```
-    /// use tenancy_core::resolve::HeaderResolver;
+    /// use tenancy::resolve::HeaderResolver;
     ///
     /// let err = HeaderResolver::default().resolve_value(Some("ACME")).into_result().unwrap_err();
     /// assert!(err.is_malformed());

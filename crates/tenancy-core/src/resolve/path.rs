@@ -28,13 +28,13 @@ use crate::TenantId;
 /// served as someone else's page.
 ///
 /// ```
-/// use tenancy_core::resolve::PathPrefixResolver;
+/// use tenancy::resolve::PathPrefixResolver;
 ///
 /// let resolver = PathPrefixResolver::new("/tenants/");
 /// let (tenant, rest) = resolver.strip("/tenants/acme/projects/7")?;
 /// assert_eq!((tenant.as_str(), rest), ("acme", "/projects/7"));
 /// assert!(!resolver.resolve_path("/t/acme").is_found());
-/// # Ok::<(), tenancy_core::resolve::ResolveError>(())
+/// # Ok::<(), tenancy::resolve::ResolveError>(())
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct PathPrefixResolver {
@@ -54,7 +54,7 @@ impl PathPrefixResolver {
     /// segment (`/acme/projects`).
     ///
     /// ```
-    /// use tenancy_core::resolve::PathPrefixResolver;
+    /// use tenancy::resolve::PathPrefixResolver;
     ///
     /// assert_eq!(PathPrefixResolver::new("t").prefix(), "/t/");
     /// assert_eq!(PathPrefixResolver::new("/org/t").prefix(), "/org/t/");
@@ -79,7 +79,7 @@ impl PathPrefixResolver {
     /// The normalised prefix, starting and ending with `/`.
     ///
     /// ```
-    /// use tenancy_core::resolve::PathPrefixResolver;
+    /// use tenancy::resolve::PathPrefixResolver;
     /// assert_eq!(PathPrefixResolver::default().prefix(), "/t/");
     /// ```
     #[must_use]
@@ -90,7 +90,7 @@ impl PathPrefixResolver {
     /// Finds the tenant in `path`.
     ///
     /// ```
-    /// use tenancy_core::resolve::{NotPresent, PathPrefixResolver, Resolution};
+    /// use tenancy::resolve::{NotPresent, PathPrefixResolver, Resolution};
     ///
     /// let resolver = PathPrefixResolver::default();
     /// assert_eq!(resolver.resolve_path("/t/acme").found().map(|t| t.as_str()), Some("acme"));
@@ -117,14 +117,14 @@ impl PathPrefixResolver {
     /// [`ResolveError::Malformed`] when the segment is not a valid tenant id.
     ///
     /// ```
-    /// use tenancy_core::resolve::PathPrefixResolver;
+    /// use tenancy::resolve::PathPrefixResolver;
     ///
     /// let resolver = PathPrefixResolver::default();
     /// assert_eq!(resolver.strip("/t/acme/projects")?.1, "/projects");
     /// assert_eq!(resolver.strip("/t/acme?page=2")?.1, "?page=2");
     /// assert_eq!(resolver.strip("/t/acme")?.1, "");
     /// assert!(resolver.strip("/other").is_err());
-    /// # Ok::<(), tenancy_core::resolve::ResolveError>(())
+    /// # Ok::<(), tenancy::resolve::ResolveError>(())
     /// ```
     pub fn strip<'p>(&self, path: &'p str) -> Result<(TenantId, &'p str), ResolveError> {
         let Some(after) = path.strip_prefix(&*self.prefix) else {

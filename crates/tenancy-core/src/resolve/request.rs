@@ -10,7 +10,7 @@ use super::Resolution;
 /// [`ResolverChain`](crate::resolve::ResolverChain) serves any framework.
 ///
 /// ```
-/// use tenancy_core::resolve::{RequestParts, ResolveTenant, SubdomainResolver};
+/// use tenancy::resolve::{RequestParts, ResolveTenant, SubdomainResolver};
 ///
 /// // A framework's request, reduced to what matters here.
 /// struct MyRequest {
@@ -90,7 +90,7 @@ impl<T: RequestParts + ?Sized> RequestParts for &T {
 /// occurs more than once, the first occurrence wins.
 ///
 /// ```
-/// use tenancy_core::resolve::{RequestParts, RequestView};
+/// use tenancy::resolve::{RequestParts, RequestView};
 ///
 /// let request = RequestView::new()
 ///     .with_host("acme.example.com")
@@ -113,7 +113,7 @@ impl<'a> RequestView<'a> {
     /// A request with no host, path, headers or claims.
     ///
     /// ```
-    /// use tenancy_core::resolve::{RequestParts, RequestView};
+    /// use tenancy::resolve::{RequestParts, RequestView};
     /// assert_eq!(RequestView::new().host(), None);
     /// ```
     #[must_use]
@@ -124,7 +124,7 @@ impl<'a> RequestView<'a> {
     /// Sets the host (with or without port).
     ///
     /// ```
-    /// use tenancy_core::resolve::{RequestParts, RequestView};
+    /// use tenancy::resolve::{RequestParts, RequestView};
     /// assert_eq!(RequestView::new().with_host("acme.example.com:8080").host(), Some("acme.example.com:8080"));
     /// ```
     #[must_use]
@@ -136,7 +136,7 @@ impl<'a> RequestView<'a> {
     /// Sets the path.
     ///
     /// ```
-    /// use tenancy_core::resolve::{RequestParts, RequestView};
+    /// use tenancy::resolve::{RequestParts, RequestView};
     /// assert_eq!(RequestView::new().with_path("/t/acme").path(), Some("/t/acme"));
     /// ```
     #[must_use]
@@ -148,7 +148,7 @@ impl<'a> RequestView<'a> {
     /// Adds a header.
     ///
     /// ```
-    /// use tenancy_core::resolve::{RequestParts, RequestView};
+    /// use tenancy::resolve::{RequestParts, RequestView};
     /// let request = RequestView::new().with_header("X-Tenant-ID", "acme").with_header("x-tenant-id", "globex");
     /// assert_eq!(request.header("X-TENANT-ID"), Some("acme"));
     /// ```
@@ -161,7 +161,7 @@ impl<'a> RequestView<'a> {
     /// Adds a claim, which must come from a verified token.
     ///
     /// ```
-    /// use tenancy_core::resolve::{RequestParts, RequestView};
+    /// use tenancy::resolve::{RequestParts, RequestView};
     /// assert_eq!(RequestView::new().with_claim("tenant_id", "acme").claim("tenant_id"), Some("acme"));
     /// ```
     #[must_use]
@@ -204,8 +204,8 @@ impl RequestParts for RequestView<'_> {
 /// when it names one badly, so a chain stops.
 ///
 /// ```
-/// use tenancy_core::TenantId;
-/// use tenancy_core::resolve::{NotPresent, RequestParts, RequestView, Resolution, ResolveTenant};
+/// use tenancy::TenantId;
+/// use tenancy::resolve::{NotPresent, RequestParts, RequestView, Resolution, ResolveTenant};
 ///
 /// /// Every request belongs to one tenant: a single-tenant deployment.
 /// #[derive(Debug)]
@@ -219,7 +219,7 @@ impl RequestParts for RequestView<'_> {
 ///
 /// let fixed = Fixed(TenantId::new("acme")?);
 /// assert!(fixed.resolve(&RequestView::new()).is_found());
-/// # Ok::<(), tenancy_core::Error>(())
+/// # Ok::<(), tenancy::NameError>(())
 /// ```
 pub trait ResolveTenant: fmt::Debug {
     /// Finds the tenant in `request`.

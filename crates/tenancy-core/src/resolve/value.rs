@@ -16,7 +16,7 @@ use crate::TenantId;
 /// that the caller belongs to the tenant), not as proof of membership.
 ///
 /// ```
-/// use tenancy_core::resolve::{HeaderResolver, RequestView, ResolveTenant};
+/// use tenancy::resolve::{HeaderResolver, RequestView, ResolveTenant};
 ///
 /// let resolver = HeaderResolver::default();
 /// assert_eq!(resolver.name(), "x-tenant-id");
@@ -38,7 +38,7 @@ impl HeaderResolver {
     /// (header names are case-insensitive).
     ///
     /// ```
-    /// use tenancy_core::resolve::HeaderResolver;
+    /// use tenancy::resolve::HeaderResolver;
     /// assert_eq!(HeaderResolver::new("X-Organization").name(), "x-organization");
     /// ```
     #[must_use]
@@ -51,7 +51,7 @@ impl HeaderResolver {
     /// The header's name, lowercase.
     ///
     /// ```
-    /// use tenancy_core::resolve::HeaderResolver;
+    /// use tenancy::resolve::HeaderResolver;
     /// assert_eq!(HeaderResolver::default().name(), "x-tenant-id");
     /// ```
     #[must_use]
@@ -63,7 +63,7 @@ impl HeaderResolver {
     /// such header).
     ///
     /// ```
-    /// use tenancy_core::resolve::{HeaderResolver, NotPresent, Resolution};
+    /// use tenancy::resolve::{HeaderResolver, NotPresent, Resolution};
     ///
     /// let resolver = HeaderResolver::default();
     /// assert!(resolver.resolve_value(Some("acme")).is_found());
@@ -112,7 +112,7 @@ impl ResolveTenant for HeaderResolver {
 /// [malformed](Malformed::InvalidTenantId). Claim names are compared exactly.
 ///
 /// ```
-/// use tenancy_core::resolve::{ClaimResolver, RequestView, ResolveTenant};
+/// use tenancy::resolve::{ClaimResolver, RequestView, ResolveTenant};
 ///
 /// let resolver = ClaimResolver::new("org");
 ///
@@ -135,7 +135,7 @@ impl ClaimResolver {
     /// case-sensitive).
     ///
     /// ```
-    /// use tenancy_core::resolve::ClaimResolver;
+    /// use tenancy::resolve::ClaimResolver;
     /// assert_eq!(ClaimResolver::new("https://example.com/tenant").name(), "https://example.com/tenant");
     /// ```
     #[must_use]
@@ -146,7 +146,7 @@ impl ClaimResolver {
     /// The claim's name.
     ///
     /// ```
-    /// use tenancy_core::resolve::ClaimResolver;
+    /// use tenancy::resolve::ClaimResolver;
     /// assert_eq!(ClaimResolver::default().name(), "tenant_id");
     /// ```
     #[must_use]
@@ -158,7 +158,7 @@ impl ClaimResolver {
     /// have no such claim).
     ///
     /// ```
-    /// use tenancy_core::resolve::{ClaimResolver, NotPresent, Resolution};
+    /// use tenancy::resolve::{ClaimResolver, NotPresent, Resolution};
     ///
     /// let resolver = ClaimResolver::default();
     /// assert!(resolver.resolve_value(Some("acme")).is_found());

@@ -11,12 +11,12 @@ use super::Error;
 /// variants of [`Error`] fall into one of these.
 ///
 /// ```
-/// use tenancy_migrate::{Error, ErrorKind};
+/// use tenancy::migrate::{Error, ErrorKind};
 ///
 /// let err = Error::UnknownTenant { tenant: "acme".parse()? };
 /// assert_eq!(err.kind(), ErrorKind::NotFound);
 /// assert!(err.is_not_found());
-/// # Ok::<(), tenancy_core::Error>(())
+/// # Ok::<(), tenancy::NameError>(())
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -50,9 +50,9 @@ impl Error {
     /// tenant id, so it has none).
     ///
     /// ```
-    /// let err = tenancy_migrate::Error::UnknownTenant { tenant: "acme".parse()? };
+    /// let err = tenancy::migrate::Error::UnknownTenant { tenant: "acme".parse()? };
     /// assert_eq!(err.tenant().map(|t| t.as_str()), Some("acme"));
-    /// # Ok::<(), tenancy_core::Error>(())
+    /// # Ok::<(), tenancy::NameError>(())
     /// ```
     #[must_use]
     pub fn tenant(&self) -> Option<&TenantId> {
@@ -89,10 +89,10 @@ impl Error {
     /// [`is_retryable`](Self::is_retryable) says.
     ///
     /// ```
-    /// use tenancy_migrate::{Error, ErrorKind};
+    /// use tenancy::migrate::{Error, ErrorKind};
     /// let err = Error::TenantDeleted { tenant: "acme".parse()? };
     /// assert_eq!(err.kind(), ErrorKind::Refused);
-    /// # Ok::<(), tenancy_core::Error>(())
+    /// # Ok::<(), tenancy::NameError>(())
     /// ```
     #[must_use]
     pub fn kind(&self) -> ErrorKind {
@@ -128,9 +128,9 @@ impl Error {
     /// The server's error, where there is one.
     ///
     /// ```
-    /// let err = tenancy_migrate::Error::UnknownTenant { tenant: "acme".parse()? };
+    /// let err = tenancy::migrate::Error::UnknownTenant { tenant: "acme".parse()? };
     /// assert!(err.db_err().is_none());
-    /// # Ok::<(), tenancy_core::Error>(())
+    /// # Ok::<(), tenancy::NameError>(())
     /// ```
     #[must_use]
     pub fn db_err(&self) -> Option<&DbErr> {
@@ -153,10 +153,10 @@ impl Error {
     /// [`FailureKind::Other`] when there is no server error.
     ///
     /// ```
-    /// use tenancy_sea_orm::FailureKind;
-    /// let err = tenancy_migrate::Error::UnknownTenant { tenant: "acme".parse()? };
+    /// use tenancy::orm::FailureKind;
+    /// let err = tenancy::migrate::Error::UnknownTenant { tenant: "acme".parse()? };
     /// assert_eq!(err.failure_kind(), FailureKind::Other);
-    /// # Ok::<(), tenancy_core::Error>(())
+    /// # Ok::<(), tenancy::NameError>(())
     /// ```
     #[must_use]
     pub fn failure_kind(&self) -> FailureKind {
@@ -169,9 +169,9 @@ impl Error {
     /// deadlock). Every such failure rolled its transaction back.
     ///
     /// ```
-    /// let err = tenancy_migrate::Error::UnknownTenant { tenant: "acme".parse()? };
+    /// let err = tenancy::migrate::Error::UnknownTenant { tenant: "acme".parse()? };
     /// assert!(!err.is_retryable());
-    /// # Ok::<(), tenancy_core::Error>(())
+    /// # Ok::<(), tenancy::NameError>(())
     /// ```
     #[must_use]
     pub fn is_retryable(&self) -> bool {
@@ -185,9 +185,9 @@ impl Error {
     /// ([`ErrorKind::NotFound`]).
     ///
     /// ```
-    /// let err = tenancy_migrate::Error::UnknownTenant { tenant: "acme".parse()? };
+    /// let err = tenancy::migrate::Error::UnknownTenant { tenant: "acme".parse()? };
     /// assert!(err.is_not_found());
-    /// # Ok::<(), tenancy_core::Error>(())
+    /// # Ok::<(), tenancy::NameError>(())
     /// ```
     #[must_use]
     pub fn is_not_found(&self) -> bool {
@@ -198,9 +198,9 @@ impl Error {
     /// ([`ErrorKind::Conflict`]).
     ///
     /// ```
-    /// let err = tenancy_migrate::Error::TenantExists { tenant: "acme".parse()? };
+    /// let err = tenancy::migrate::Error::TenantExists { tenant: "acme".parse()? };
     /// assert!(err.is_conflict());
-    /// # Ok::<(), tenancy_core::Error>(())
+    /// # Ok::<(), tenancy::NameError>(())
     /// ```
     #[must_use]
     pub fn is_conflict(&self) -> bool {
@@ -211,9 +211,9 @@ impl Error {
     /// ([`ErrorKind::Refused`]).
     ///
     /// ```
-    /// let err = tenancy_migrate::Error::DropNotConfirmed { tenant: "acme".parse()? };
+    /// let err = tenancy::migrate::Error::DropNotConfirmed { tenant: "acme".parse()? };
     /// assert!(err.is_refused());
-    /// # Ok::<(), tenancy_core::Error>(())
+    /// # Ok::<(), tenancy::NameError>(())
     /// ```
     #[must_use]
     pub fn is_refused(&self) -> bool {

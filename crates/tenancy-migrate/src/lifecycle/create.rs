@@ -67,9 +67,9 @@ impl<M: MigratorTrait> TenantFleet<M> {
     ///
     /// ```
     /// use sea_orm_migration::prelude::*;
-    /// use tenancy_core::{TenantId, TenantStatus};
-    /// use tenancy_migrate::{NewTenant, TenantFleet};
-    /// use tenancy_sea_orm::TenantDb;
+    /// use tenancy::{TenantId, TenantStatus};
+    /// use tenancy::migrate::{NewTenant, TenantFleet};
+    /// use tenancy::orm::TenantDb;
     ///
     /// struct CreateProjects;
     ///
@@ -120,7 +120,7 @@ impl<M: MigratorTrait> TenantFleet<M> {
     ///
     /// // `acme_corp` would share its schema: refused.
     /// let clash = fleet.create(&"acme_corp".parse()?, NewTenant::new()).await;
-    /// assert!(matches!(clash, Err(tenancy_migrate::Error::SchemaTaken { .. })));
+    /// assert!(matches!(clash, Err(tenancy::migrate::Error::SchemaTaken { .. })));
     /// # conn.close().await?;
     /// # test_db.close().await?;
     /// # Ok(()) }
@@ -159,7 +159,7 @@ impl<M: MigratorTrait> TenantFleet<M> {
     ///
     /// ```
     /// use sea_orm::ConnectionTrait;
-    /// use tenancy_migrate::{NewTenant, TenantFleet};
+    /// use tenancy::migrate::{NewTenant, TenantFleet};
     /// # use sea_orm_migration::{MigrationTrait, MigratorTrait};
     /// # struct TenantMigrator;
     /// # impl MigratorTrait for TenantMigrator {

@@ -43,7 +43,7 @@ impl<M: MigratorTrait> TenantFleet<M> {
     ///
     /// ```
     /// use sea_orm::{ConnectionTrait, DbBackend, Statement};
-    /// use tenancy_migrate::{DropConfirmation, DropMode, DropOutcome, Error, NewTenant, TenantFleet};
+    /// use tenancy::migrate::{DropConfirmation, DropMode, DropOutcome, Error, NewTenant, TenantFleet};
     /// # use sea_orm_migration::{MigrationTrait, MigratorTrait};
     /// # struct TenantMigrator;
     /// # impl MigratorTrait for TenantMigrator {

@@ -21,7 +21,7 @@ impl<M: MigratorTrait> TenantFleet<M> {
     /// [`Error::CorruptRegistry`] for a row that does not validate.
     ///
     /// ```
-    /// use tenancy_migrate::{NewTenant, TenantFleet};
+    /// use tenancy::migrate::{NewTenant, TenantFleet};
     /// # use sea_orm_migration::{MigrationTrait, MigratorTrait};
     /// # struct TenantMigrator;
     /// # impl MigratorTrait for TenantMigrator {
@@ -72,8 +72,8 @@ impl<M: MigratorTrait> TenantFleet<M> {
     /// stays deleted), [`Error::Tenant`] for a database error.
     ///
     /// ```
-    /// use tenancy_core::TenantStatus;
-    /// use tenancy_migrate::{NewTenant, TenantFleet};
+    /// use tenancy::TenantStatus;
+    /// use tenancy::migrate::{NewTenant, TenantFleet};
     /// # use sea_orm_migration::{MigrationTrait, MigratorTrait};
     /// # struct TenantMigrator;
     /// # impl MigratorTrait for TenantMigrator {
@@ -112,8 +112,8 @@ impl<M: MigratorTrait> TenantFleet<M> {
     /// error.
     ///
     /// ```
-    /// use tenancy_core::TenantStatus;
-    /// use tenancy_migrate::{DropMode, Error, NewTenant, TenantFleet};
+    /// use tenancy::TenantStatus;
+    /// use tenancy::migrate::{DropMode, Error, NewTenant, TenantFleet};
     /// # use sea_orm_migration::{MigrationTrait, MigratorTrait};
     /// # struct TenantMigrator;
     /// # impl MigratorTrait for TenantMigrator {
@@ -149,7 +149,7 @@ impl<M: MigratorTrait> TenantFleet<M> {
     /// [`Error::UnknownTenant`], [`Error::Tenant`] for a database error.
     ///
     /// ```
-    /// use tenancy_migrate::{NewTenant, TenantFleet};
+    /// use tenancy::migrate::{NewTenant, TenantFleet};
     /// # use sea_orm_migration::{MigrationTrait, MigratorTrait};
     /// # struct TenantMigrator;
     /// # impl MigratorTrait for TenantMigrator {
@@ -193,7 +193,7 @@ impl<M: MigratorTrait> TenantFleet<M> {
     /// uses the domain, [`Error::Tenant`] for a database error.
     ///
     /// ```
-    /// use tenancy_migrate::{Error, NewTenant, TenantFleet};
+    /// use tenancy::migrate::{Error, NewTenant, TenantFleet};
     /// # use sea_orm_migration::{MigrationTrait, MigratorTrait};
     /// # struct TenantMigrator;
     /// # impl MigratorTrait for TenantMigrator {

@@ -19,9 +19,9 @@ use crate::Error;
 /// [`Error`].
 ///
 /// ```
-/// use tenancy_migrate::{FleetRunError, MigrateAll, TenantFleet};
+/// use tenancy::migrate::{FleetRunError, MigrateAll, TenantFleet};
 ///
-/// async fn deploy<M: sea_orm_migration::MigratorTrait>(fleet: &TenantFleet<M>) -> Result<(), tenancy_migrate::Error> {
+/// async fn deploy<M: sea_orm_migration::MigratorTrait>(fleet: &TenantFleet<M>) -> Result<(), tenancy::migrate::Error> {
 ///     let report = fleet.migrate_all(MigrateAll::new()).await?.into_result()?;
 ///     println!("{report}");
 ///     Ok(())
@@ -46,7 +46,7 @@ impl FleetRunError {
     /// The whole run: every tenant's outcome, the unreadable registry rows.
     ///
     /// ```
-    /// fn succeeded(error: &tenancy_migrate::FleetRunError) -> usize {
+    /// fn succeeded(error: &tenancy::migrate::FleetRunError) -> usize {
     ///     error.report().succeeded().count()
     /// }
     /// ```
@@ -58,7 +58,7 @@ impl FleetRunError {
     /// The run's report, to keep after the error.
     ///
     /// ```
-    /// fn keep(error: tenancy_migrate::FleetRunError) -> tenancy_migrate::FleetReport {
+    /// fn keep(error: tenancy::migrate::FleetRunError) -> tenancy::migrate::FleetReport {
     ///     error.into_report()
     /// }
     /// ```
@@ -70,7 +70,7 @@ impl FleetRunError {
     /// Each failed tenant with its error, ordered by tenant id.
     ///
     /// ```
-    /// fn failed_ids(error: &tenancy_migrate::FleetRunError) -> Vec<String> {
+    /// fn failed_ids(error: &tenancy::migrate::FleetRunError) -> Vec<String> {
     ///     error.failures().map(|(tenant, _)| tenant.to_string()).collect()
     /// }
     /// ```
