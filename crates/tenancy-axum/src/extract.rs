@@ -20,6 +20,8 @@ use crate::error::{Error, ErrorKind};
 /// }
 /// # let _: axum::Router = axum::Router::new().route("/whoami", axum::routing::get(whoami));
 /// ```
+// Exhaustive on purpose, like axum's `Path(pub T)` and `State(pub S)`: a
+// handler destructures it in its signature, which `#[non_exhaustive]` forbids.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CurrentTenant(pub Tenant);
 

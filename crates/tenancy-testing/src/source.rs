@@ -38,6 +38,7 @@ impl fmt::Display for Source {
 /// The fallback chain, made explicit so tests can inject it instead of mutating the
 /// process environment.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct HarnessConfig {
     /// A server URL that must be used when set (no fallback if it is unreachable).
     pub env_url: Option<String>,
@@ -48,6 +49,24 @@ pub struct HarnessConfig {
 }
 
 impl HarnessConfig {
+    /// An explicit chain: `env_url` if set (and nothing else), else Docker
+    /// when `try_docker`, else `local_url`.
+    ///
+    /// ```
+    /// use tenancy_testing::HarnessConfig;
+    ///
+    /// let local_only = HarnessConfig::new(None, false, "postgres://postgres@127.0.0.1:5432/postgres");
+    /// assert!(!local_only.try_docker);
+    /// ```
+    #[must_use]
+    pub fn new(env_url: Option<String>, try_docker: bool, local_url: impl Into<String>) -> Self {
+        Self {
+            env_url,
+            try_docker,
+            local_url: local_url.into(),
+        }
+    }
+
     /// The chain [`TestDatabase::create`](crate::TestDatabase::create) uses:
     /// `TENANCY_TEST_DATABASE_URL` (ignored when empty), then Docker, then [`LOCAL_URL`].
     #[must_use]

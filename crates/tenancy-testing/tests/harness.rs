@@ -125,11 +125,11 @@ async fn sweep_drops_only_databases_older_than_an_hour() {
 #[tokio::test]
 async fn an_unreachable_env_url_is_an_error_not_a_fallback() {
     let url = "postgres://postgres:hunter2@127.0.0.1:1/postgres";
-    let err = TestDatabase::create_with(HarnessConfig {
-        env_url: Some(url.to_owned()),
-        try_docker: true,
-        local_url: LOCAL_URL.to_owned(),
-    })
+    let err = TestDatabase::create_with(HarnessConfig::new(
+        Some(url.to_owned()),
+        true,
+        LOCAL_URL.to_owned(),
+    ))
     .await
     .unwrap_err();
 
@@ -154,11 +154,11 @@ async fn an_unreachable_env_url_is_an_error_not_a_fallback() {
 
 #[tokio::test]
 async fn an_env_url_whose_host_does_not_resolve_says_so() {
-    let err = TestDatabase::create_with(HarnessConfig {
-        env_url: Some("postgres://postgres@no-such-host.invalid:5432/postgres".to_owned()),
-        try_docker: false,
-        local_url: LOCAL_URL.to_owned(),
-    })
+    let err = TestDatabase::create_with(HarnessConfig::new(
+        Some("postgres://postgres@no-such-host.invalid:5432/postgres".to_owned()),
+        false,
+        LOCAL_URL.to_owned(),
+    ))
     .await
     .unwrap_err();
     let message = err.to_string();
@@ -171,11 +171,11 @@ async fn an_env_url_whose_host_does_not_resolve_says_so() {
 
 #[tokio::test]
 async fn no_server_at_all_says_what_to_set_up() {
-    let err = TestDatabase::create_with(HarnessConfig {
-        env_url: None,
-        try_docker: false,
-        local_url: "postgres://postgres@127.0.0.1:1/postgres".to_owned(),
-    })
+    let err = TestDatabase::create_with(HarnessConfig::new(
+        None,
+        false,
+        "postgres://postgres@127.0.0.1:1/postgres".to_owned(),
+    ))
     .await
     .unwrap_err();
 
@@ -188,13 +188,9 @@ async fn no_server_at_all_says_what_to_set_up() {
 
 #[tokio::test]
 async fn an_explicit_local_server_is_used() {
-    let db = TestDatabase::create_with(HarnessConfig {
-        env_url: None,
-        try_docker: false,
-        local_url: LOCAL_URL.to_owned(),
-    })
-    .await
-    .unwrap();
+    let db = TestDatabase::create_with(HarnessConfig::new(None, false, LOCAL_URL.to_owned()))
+        .await
+        .unwrap();
     assert_eq!(db.source(), Source::LocalServer);
     assert_eq!(db.server_url(), LOCAL_URL);
     let debug = format!("{db:?}");
@@ -204,11 +200,11 @@ async fn an_explicit_local_server_is_used() {
 
 #[tokio::test]
 async fn an_env_url_that_answers_is_used() {
-    let db = TestDatabase::create_with(HarnessConfig {
-        env_url: Some(LOCAL_URL.to_owned()),
-        try_docker: true,
-        local_url: "postgres://postgres@127.0.0.1:1/postgres".to_owned(),
-    })
+    let db = TestDatabase::create_with(HarnessConfig::new(
+        Some(LOCAL_URL.to_owned()),
+        true,
+        "postgres://postgres@127.0.0.1:1/postgres".to_owned(),
+    ))
     .await
     .unwrap();
     assert_eq!(db.source(), Source::EnvUrl);
