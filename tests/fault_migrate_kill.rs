@@ -231,15 +231,21 @@ async fn wait_for_gates(
 
 fn sigkill(child: &mut Child) -> Result<(), BoxError> {
     use std::os::unix::process::ExitStatusExt as _;
-    // `Child::kill` is SIGKILL on Unix: no chance to clean up.
-    child.kill()?;
-    let exit = child.wait()?;
+    let exit = sigkill_or_finished(child)?;
     assert_eq!(
         exit.signal(),
         Some(9),
         "the child was not killed by SIGKILL: {exit}"
     );
     Ok(())
+}
+
+/// Sends SIGKILL (`Child::kill` on Unix: no chance to clean up) and reaps
+/// the child. A child that exited just before (still a zombie, so `kill`
+/// succeeds) shows its own exit status instead of the signal.
+fn sigkill_or_finished(child: &mut Child) -> Result<std::process::ExitStatus, BoxError> {
+    child.kill()?;
+    Ok(child.wait()?)
 }
 
 /// The state of one tenant: its ledger and what its migrations leave.
@@ -460,7 +466,13 @@ async fn sigkill_at_random_moments() -> Result<(), BoxError> {
         if child.try_wait()?.is_some() {
             eprintln!("the child finished within {delay:?}; nothing to kill");
         } else {
-            sigkill(&mut child)?;
+            // The child may finish between the check and the signal: then
+            // it exited on its own, which the invariants below cover too.
+            let exit = sigkill_or_finished(&mut child)?;
+            assert!(
+                std::os::unix::process::ExitStatusExt::signal(&exit) == Some(9) || exit.success(),
+                "the child neither finished nor was killed by SIGKILL: {exit}"
+            );
         }
         let migrated = check_and_converge(fx, &[]).await?;
         eprintln!("killed after {delay:?}: the child had finished {migrated} of {TENANTS} tenants");
