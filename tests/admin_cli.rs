@@ -2,35 +2,17 @@
 #![cfg(feature = "cli")]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod example_binary;
+use example_binary::example_binary;
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
 use sea_orm::ConnectionTrait;
 use tenancy_testing::TestDatabase;
 
-/// The example binary. `cargo test` builds examples next to `deps/`, where
-/// this test runs from; when it was built alone (`--test admin_cli`), build it.
+/// The example binary (see `example_binary`).
 fn admin() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().and_then(|deps| deps.parent()).unwrap();
-    let path = dir
-        .join("examples")
-        .join(format!("admin{}", std::env::consts::EXE_SUFFIX));
-    if !path.exists() {
-        let status = Command::new(env!("CARGO"))
-            .args([
-                "build",
-                "--quiet",
-                "--example",
-                "admin",
-                "--features",
-                "cli",
-            ])
-            .status()
-            .unwrap();
-        assert!(status.success());
-    }
-    path
+    example_binary("admin", "cli")
 }
 
 fn run(url: &str, args: &[&str]) -> Output {

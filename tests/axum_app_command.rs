@@ -9,6 +9,8 @@
     clippy::print_stderr
 )]
 
+mod example_binary;
+use example_binary::example_binary;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
@@ -17,30 +19,9 @@ use std::time::{Duration, Instant};
 
 use sea_orm::ConnectionTrait;
 
-/// The example binary. `cargo test` builds examples next to `deps/`, where
-/// this test runs from; when it was built alone (`--test axum_app_command`),
-/// build it.
+/// The example binary (see `example_binary`).
 fn axum_app() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().and_then(|deps| deps.parent()).unwrap();
-    let path = dir
-        .join("examples")
-        .join(format!("axum_app{}", std::env::consts::EXE_SUFFIX));
-    if !path.exists() {
-        let status = Command::new(env!("CARGO"))
-            .args([
-                "build",
-                "--quiet",
-                "--example",
-                "axum_app",
-                "--features",
-                "axum",
-            ])
-            .status()
-            .unwrap();
-        assert!(status.success());
-    }
-    path
+    example_binary("axum_app", "axum")
 }
 
 /// A port nobody listens on right now.

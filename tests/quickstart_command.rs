@@ -3,29 +3,17 @@
 //! clearly labelled demo fallback to a throwaway database).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod example_binary;
+use example_binary::example_binary;
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
 use sea_orm::{ConnectionTrait, DbBackend, Statement};
 use tenancy_testing::TestDatabase;
 
-/// The example binary. `cargo test` builds examples next to `deps/`, where
-/// this test runs from; when it was built alone (`--test quickstart_command`),
-/// build it.
+/// The example binary (see `example_binary`).
 fn quickstart() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().and_then(|deps| deps.parent()).unwrap();
-    let path = dir
-        .join("examples")
-        .join(format!("quickstart{}", std::env::consts::EXE_SUFFIX));
-    if !path.exists() {
-        let status = Command::new(env!("CARGO"))
-            .args(["build", "--quiet", "--example", "quickstart"])
-            .status()
-            .unwrap();
-        assert!(status.success());
-    }
-    path
+    example_binary("quickstart", "")
 }
 
 /// Runs the quickstart with `DATABASE_URL` set to `url`, or unset.

@@ -9,6 +9,8 @@
     clippy::print_stdout
 )]
 
+mod example_binary;
+use example_binary::example_binary;
 use std::path::PathBuf;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
@@ -17,28 +19,9 @@ use tenancy::orm::Error as ScopeError;
 use tenancy::{TenantDb, TenantId, TenantStatus};
 use tenancy_testing::TestDatabase;
 
-/// The example binary (built by `cargo test` next to `deps/`).
+/// The example binary (see `example_binary`).
 fn admin() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().and_then(|deps| deps.parent()).unwrap();
-    let path = dir
-        .join("examples")
-        .join(format!("admin{}", std::env::consts::EXE_SUFFIX));
-    if !path.exists() {
-        let status = Command::new(env!("CARGO"))
-            .args([
-                "build",
-                "--quiet",
-                "--example",
-                "admin",
-                "--features",
-                "cli",
-            ])
-            .status()
-            .unwrap();
-        assert!(status.success());
-    }
-    path
+    example_binary("admin", "cli")
 }
 
 fn run(url: &str, args: &[&str]) -> Output {

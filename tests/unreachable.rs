@@ -4,31 +4,14 @@
 #![cfg(feature = "cli")]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod example_binary;
+use example_binary::example_binary;
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
-/// An example binary; built when this test was built alone.
+/// The example binary (see `example_binary`).
 fn example(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().and_then(|deps| deps.parent()).unwrap();
-    let path = dir
-        .join("examples")
-        .join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
-    if !path.exists() {
-        let status = Command::new(env!("CARGO"))
-            .args([
-                "build",
-                "--quiet",
-                "--example",
-                name,
-                "--features",
-                "cli,axum",
-            ])
-            .status()
-            .unwrap();
-        assert!(status.success());
-    }
-    path
+    example_binary(name, "cli,axum")
 }
 
 fn stderr(output: &Output) -> String {
