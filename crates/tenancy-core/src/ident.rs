@@ -84,15 +84,22 @@ pub(crate) fn validate_identifier(input: &str, kind: NameKind) -> Result<(), Err
 /// safe on its own: the quoting must never depend on a check made elsewhere.
 pub(crate) fn quote_identifier(name: &str) -> String {
     let mut quoted = String::with_capacity(name.len() + 2);
-    quoted.push('"');
+    push_quoted_identifier(&mut quoted, name);
+    quoted
+}
+
+/// [`quote_identifier`], appended to `out`: the opening of every scoped
+/// transaction is written this way, without a string per name.
+pub(crate) fn push_quoted_identifier(out: &mut String, name: &str) {
+    out.reserve(name.len() + 2);
+    out.push('"');
     for c in name.chars() {
         if c == '"' {
-            quoted.push('"');
+            out.push('"');
         }
-        quoted.push(c);
+        out.push(c);
     }
-    quoted.push('"');
-    quoted
+    out.push('"');
 }
 
 /// Renders text as a SQL string literal, doubling `'`. Only ever applied to

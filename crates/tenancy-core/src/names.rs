@@ -1,5 +1,5 @@
 use crate::error::{Error, NameKind};
-use crate::ident::{quote_identifier, validate_identifier};
+use crate::ident::{push_quoted_identifier, quote_identifier, validate_identifier};
 
 /// A validated PostgreSQL role name, for scopes that switch role with
 /// `SET LOCAL ROLE` (one role per tenant is a way to let PostgreSQL itself
@@ -45,6 +45,19 @@ impl RoleName {
     #[must_use]
     pub fn quoted(&self) -> String {
         quote_identifier(&self.0)
+    }
+
+    /// Appends [`quoted`](Self::quoted) to `out`, for SQL written on a hot
+    /// path without a string per name.
+    ///
+    /// ```
+    /// let mut sql = String::from("SET LOCAL ROLE ");
+    /// tenancy::RoleName::new("app")?.push_quoted(&mut sql);
+    /// assert_eq!(sql, r#"SET LOCAL ROLE "app""#);
+    /// # Ok::<(), tenancy::NameError>(())
+    /// ```
+    pub fn push_quoted(&self, out: &mut String) {
+        push_quoted_identifier(out, &self.0);
     }
 }
 
@@ -130,6 +143,19 @@ impl TableName {
     #[must_use]
     pub fn quoted(&self) -> String {
         quote_identifier(&self.0)
+    }
+
+    /// Appends [`quoted`](Self::quoted) to `out`, for SQL written on a hot
+    /// path without a string per name.
+    ///
+    /// ```
+    /// let mut sql = String::from("LOCK TABLE ");
+    /// tenancy::TableName::new("tenants")?.push_quoted(&mut sql);
+    /// assert_eq!(sql, r#"LOCK TABLE "tenants""#);
+    /// # Ok::<(), tenancy::NameError>(())
+    /// ```
+    pub fn push_quoted(&self, out: &mut String) {
+        push_quoted_identifier(out, &self.0);
     }
 
     /// The schema-qualified, quoted name: `"schema"."table"`.

@@ -1,5 +1,5 @@
 use crate::error::{Error, NameKind};
-use crate::ident::{quote_identifier, quote_literal, validate_identifier};
+use crate::ident::{push_quoted_identifier, quote_identifier, quote_literal, validate_identifier};
 
 /// A validated PostgreSQL identifier naming a tenant's schema, e.g. `tenant_acme`.
 ///
@@ -59,6 +59,19 @@ impl SchemaName {
     #[must_use]
     pub fn quoted(&self) -> String {
         quote_identifier(&self.0)
+    }
+
+    /// Appends [`quoted`](Self::quoted) to `out`, for SQL written on a hot
+    /// path without a string per name.
+    ///
+    /// ```
+    /// let mut sql = String::from("CREATE SCHEMA ");
+    /// tenancy::SchemaName::new("tenant_acme")?.push_quoted(&mut sql);
+    /// assert_eq!(sql, r#"CREATE SCHEMA "tenant_acme""#);
+    /// # Ok::<(), tenancy::NameError>(())
+    /// ```
+    pub fn push_quoted(&self, out: &mut String) {
+        push_quoted_identifier(out, &self.0);
     }
 }
 
@@ -131,6 +144,18 @@ impl SharedSchema {
     #[must_use]
     pub fn quoted(&self) -> String {
         quote_identifier(&self.0)
+    }
+
+    /// Appends [`quoted`](Self::quoted) to `out`, for SQL written on a hot
+    /// path without a string per name.
+    ///
+    /// ```
+    /// let mut sql = String::from("SET LOCAL search_path TO ");
+    /// tenancy::SharedSchema::public().push_quoted(&mut sql);
+    /// assert_eq!(sql, r#"SET LOCAL search_path TO "public""#);
+    /// ```
+    pub fn push_quoted(&self, out: &mut String) {
+        push_quoted_identifier(out, &self.0);
     }
 
     /// The name as a `regnamespace` constant; see [`SchemaName::regnamespace`].

@@ -143,6 +143,26 @@ impl SearchPath {
         set_local(self)
     }
 
+    /// Appends [`set_local_statement`](Self::set_local_statement) to `out`:
+    /// how a scoped transaction writes its opening message, without a string
+    /// per name on every transaction.
+    ///
+    /// ```
+    /// let path = tenancy::SearchPath::new("tenant_acme".parse()?);
+    /// let mut sql = String::from("BEGIN; ");
+    /// path.push_set_local_statement(&mut sql);
+    /// assert_eq!(sql, format!("BEGIN; {}", path.set_local_statement()));
+    /// # Ok::<(), tenancy::NameError>(())
+    /// ```
+    pub fn push_set_local_statement(&self, out: &mut String) {
+        out.push_str(SET_LOCAL);
+        self.tenant.push_quoted(out);
+        for schema in &self.shared {
+            out.push_str(", ");
+            schema.push_quoted(out);
+        }
+    }
+
     /// The statement that pins a shared schema alone as the search path of
     /// the current transaction, for work on the shared schema itself
     /// (migrating it), where no tenant's schema may come first.
@@ -162,8 +182,10 @@ impl SearchPath {
 
 /// The one place the scoping statement is written; `value` is rendered from
 /// validated names only.
+const SET_LOCAL: &str = "SET LOCAL search_path TO ";
+
 fn set_local(value: impl fmt::Display) -> String {
-    format!("SET LOCAL search_path TO {value}")
+    format!("{SET_LOCAL}{value}")
 }
 
 impl fmt::Display for SearchPath {

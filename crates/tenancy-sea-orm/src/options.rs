@@ -121,16 +121,23 @@ impl ScopeOptions {
     /// Every identifier comes from a validated name through its quoting
     /// function; numbers and SeaORM's isolation/access keywords are not input.
     pub(crate) fn begin_statement(&self, path: &SearchPath, check: SchemaCheck<'_>) -> String {
-        let mut sql = String::from("BEGIN");
+        // Written piece by piece into one buffer: this runs on every
+        // transaction, and `format!` with a string per quoted name cost
+        // about a third of our client-side work per transaction (callgrind,
+        // BENCHMARKS.md "Client-side cost").
+        let mut sql = String::with_capacity(192);
+        sql.push_str("BEGIN");
         if let Some(level) = self.isolation_level {
             let _ = write!(sql, " ISOLATION LEVEL {level}");
         }
         if let Some(mode) = self.access_mode {
             let _ = write!(sql, " {mode}");
         }
-        let _ = write!(sql, "; {}", path.set_local_statement());
+        sql.push_str("; ");
+        path.push_set_local_statement(&mut sql);
         if let Some(role) = &self.role {
-            let _ = write!(sql, "; SET LOCAL ROLE {}", role.quoted());
+            sql.push_str("; SET LOCAL ROLE ");
+            role.push_quoted(&mut sql);
         }
         if let Some(timeout) = self.statement_timeout {
             // At least 1 ms: 0 would mean "no timeout", the opposite of the intent.
@@ -148,12 +155,11 @@ impl ScopeOptions {
             // no snapshot either, so REPEATABLE READ still snapshots at the
             // caller's first statement.
             SchemaCheck::Lock(table) => {
-                let _ = write!(
-                    sql,
-                    "; LOCK TABLE {}.{} IN ACCESS SHARE MODE",
-                    path.tenant().quoted(),
-                    table.quoted()
-                );
+                sql.push_str("; LOCK TABLE ");
+                path.tenant().push_quoted(&mut sql);
+                sql.push('.');
+                table.push_quoted(&mut sql);
+                sql.push_str(" IN ACCESS SHARE MODE");
             }
             // The cast fails with 3F000 when the schema is missing (while the
             // statement is parsed), the division with 22012 without USAGE. No

@@ -247,7 +247,8 @@ impl TenantTransaction {
         let mut guard = self.conn.lock().await;
         // Whatever happens now, Drop must not queue another rollback.
         self.open = false;
-        let scope = (*self.scope).clone();
+        // Cloned only for an error: this runs on every commit.
+        let scope = || (*self.scope).clone();
         if guard.depth() != self.depth {
             // A nested transaction is still open above this one: COMMIT here
             // would only release the savepoint, and dropping the savepoint
@@ -260,9 +261,15 @@ impl TenantTransaction {
                 self.scope
             ));
             return Err(if commit {
-                Error::Commit { scope, source }
+                Error::Commit {
+                    scope: scope(),
+                    source,
+                }
             } else {
-                Error::Rollback { scope, source }
+                Error::Rollback {
+                    scope: scope(),
+                    source,
+                }
             });
         }
         // A level that a failed statement aborted cannot commit: PostgreSQL
@@ -298,11 +305,20 @@ impl TenantTransaction {
                         self.scope
                     );
                 }
-                Err(Error::CommitRolledBack { scope, source })
+                Err(Error::CommitRolledBack {
+                    scope: scope(),
+                    source,
+                })
             }
             (_, Ok(())) => Ok(()),
-            (_, Err(source)) if committing => Err(Error::Commit { scope, source }),
-            (_, Err(source)) => Err(Error::Rollback { scope, source }),
+            (_, Err(source)) if committing => Err(Error::Commit {
+                scope: scope(),
+                source,
+            }),
+            (_, Err(source)) => Err(Error::Rollback {
+                scope: scope(),
+                source,
+            }),
         }
     }
 
