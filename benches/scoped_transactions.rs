@@ -20,6 +20,8 @@
 //!   against `raw-none`, the same transaction with no check (see `BENCHMARKS.md`)
 //! - `scoped-pooler`: `scoped` in pooler mode (`TenantDb::behind_pooler`: unnamed statements),
 //!   on a pool of its own
+//! - `raw-plain`: raw sqlx's own `begin()` (`BEGIN` alone), the same SELECT, `COMMIT`: against
+//!   it, `raw-none` and `raw-lock` show what the opening message costs the server
 //! - `plain-unnamed`: raw sqlx, a transaction with one unnamed SELECT (`.persistent(false)`)
 //! - `pgb-scoped-pooler`, `pgb-plain-unnamed`: those two through the PgBouncer named by
 //!   `TENANCY_TEST_PGBOUNCER` (skipped when unset). The default mode and SeaORM's plain
@@ -32,6 +34,7 @@
 #![allow(
     unreachable_pub,
     clippy::print_stdout,
+    clippy::print_stderr,
     clippy::unwrap_used,
     clippy::expect_used
 )]
@@ -74,6 +77,7 @@ enum Shape {
     Autocommit,
     ScopedSpread,
     PlainSpread,
+    RawPlain,
     Raw(Check),
     ScopedPooler,
     PlainUnnamed,
@@ -120,7 +124,7 @@ impl Check {
 }
 
 impl Shape {
-    const ALL: [Self; 16] = [
+    const ALL: [Self; 17] = [
         Self::Plain,
         Self::Scoped,
         Self::ScopedProbe,
@@ -129,6 +133,7 @@ impl Shape {
         Self::Autocommit,
         Self::ScopedSpread,
         Self::PlainSpread,
+        Self::RawPlain,
         Self::Raw(Check::None),
         Self::Raw(Check::Select),
         Self::Raw(Check::Where),
@@ -153,6 +158,7 @@ impl Shape {
             Self::Autocommit => "autocommit",
             Self::ScopedSpread => "scoped-spread",
             Self::PlainSpread => "plain-spread",
+            Self::RawPlain => "raw-plain",
             Self::Raw(Check::None) => "raw-none",
             Self::Raw(Check::Select) => "raw-select",
             Self::Raw(Check::Where) => "raw-where",
@@ -176,6 +182,7 @@ impl Shape {
             Self::Autocommit => "(d) the SELECT alone, autocommit",
             Self::ScopedSpread => "(b) over N tenants at random",
             Self::PlainSpread => "(a) with the table schema-qualified, over N tenants at random",
+            Self::RawPlain => "sqlx begin() (BEGIN alone), SELECT, COMMIT: the raw floor",
             Self::Raw(Check::None) => "sqlx begin_with(BEGIN; SET LOCAL …), SELECT, COMMIT",
             Self::Raw(Check::Select) => "raw-none + SELECT 1 / has_schema_privilege(…)::int",
             Self::Raw(Check::Where) => {
@@ -205,6 +212,10 @@ struct Config {
     /// Transactions per client per shape per round.
     #[arg(long, default_value_t = 250)]
     per_round: usize,
+    /// Only these shapes (comma-separated names from the table), beside `plain`, the baseline;
+    /// for profiling one shape (`--shapes scoped` under callgrind).
+    #[arg(long, value_delimiter = ',')]
+    shapes: Vec<String>,
     /// Keep the pool's test-before-acquire ping (SeaORM's default; one more round trip for all shapes).
     #[arg(long)]
     ping: bool,
@@ -397,6 +408,18 @@ async fn one_transaction(fx: &Fixture, shape: Shape, rng: &mut Lcg) {
             let row = items::Entity::find_by_id(id).one(&fx.conn).await.unwrap();
             assert!(row.is_some());
         }
+        Shape::RawPlain => {
+            let pool = fx.conn.get_postgres_connection_pool();
+            let mut txn = pool.begin().await.unwrap();
+            let row: Option<(i32, String)> =
+                sea_orm::sqlx::query_as("SELECT id, name FROM items WHERE id = $1")
+                    .bind(id)
+                    .fetch_optional(&mut *txn)
+                    .await
+                    .unwrap();
+            txn.commit().await.unwrap();
+            assert!(row.is_some());
+        }
         Shape::Raw(check) => {
             let begin = &fx.raw_begin.iter().find(|(c, _)| *c == check).unwrap().1;
             let pool = fx.conn.get_postgres_connection_pool();
@@ -446,6 +469,14 @@ fn median(values: &mut [Duration]) -> Duration {
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let config = <Config as clap::Parser>::parse();
+    if let Some(unknown) = config
+        .shapes
+        .iter()
+        .find(|name| !Shape::ALL.iter().any(|shape| shape.name() == name.as_str()))
+    {
+        eprintln!("unknown shape `{unknown}`; the shapes are the names in the results table");
+        std::process::exit(2);
+    }
     let test_db = TestDatabase::create()
         .await
         .expect("a PostgreSQL server for the benchmark");
@@ -461,6 +492,11 @@ async fn main() {
     let shapes: Vec<Shape> = Shape::ALL
         .into_iter()
         .filter(|shape| fx.pgbouncer.is_some() || !shape.through_pgbouncer())
+        .filter(|shape| {
+            config.shapes.is_empty()
+                || *shape == Shape::Plain
+                || config.shapes.iter().any(|name| name == shape.name())
+        })
         .collect();
     if fx.pgbouncer.is_none() {
         println!(
@@ -553,6 +589,13 @@ async fn main() {
     let find = |shape: Shape| summary.iter().find(|(s, _, _)| *s == shape);
     println!();
     for (a, b) in [
+        // The server's share of scoping: the opening message against BEGIN alone, both from raw sqlx.
+        (Shape::Raw(Check::None), Shape::RawPlain),
+        (Shape::Raw(Check::Lock), Shape::RawPlain),
+        // Ours: the same opening, sent by TenantDb rather than raw sqlx.
+        (Shape::Scoped, Shape::Raw(Check::Lock)),
+        // SeaORM's own client-side cost over raw sqlx.
+        (Shape::Plain, Shape::RawPlain),
         (Shape::ScopedPooler, Shape::Scoped),
         (Shape::ScopedPooler, Shape::PlainUnnamed),
         (Shape::PgbScopedPooler, Shape::PgbPlainUnnamed),
