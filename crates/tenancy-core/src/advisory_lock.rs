@@ -39,6 +39,10 @@ pub enum AdvisoryLock {
     /// Installing or upgrading the tenant registry, keyed by its schema.
     /// Class `tnrg`.
     RegistryInstall,
+    /// Making spare schemas for the fleet's pool of ready tenants, keyed by
+    /// the registry's schema: refillers take turns, so together they make
+    /// no more spares than asked for. Class `tnsp`.
+    SpareRefill,
 }
 
 impl AdvisoryLock {
@@ -53,6 +57,7 @@ impl AdvisoryLock {
             Self::TenantMigration => *b"tnnc",
             Self::SharedMigration => *b"tnsh",
             Self::RegistryInstall => *b"tnrg",
+            Self::SpareRefill => *b"tnsp",
         })
     }
 

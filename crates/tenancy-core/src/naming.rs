@@ -113,6 +113,55 @@ impl SchemaNaming {
     }
 }
 
+impl SchemaNaming {
+    /// What follows the prefix in a spare schema's name (see
+    /// [`spare_schema`](Self::spare_schema)). It starts with `_`, which no
+    /// tenant id does, so no tenant id maps to a spare's name.
+    pub const SPARE_MARKER: &'static str = "_spare_";
+
+    /// The name of the spare schema numbered `number`: an empty schema kept
+    /// migrated ahead of sign-ups, renamed to a tenant's schema when one is
+    /// created (`tenant__spare_7` with the default prefix). Every tenant id
+    /// starts with a letter or digit, so no tenant's schema can have this
+    /// name, whatever the prefix.
+    ///
+    /// # Errors
+    /// [`Error::TooLong`] (or another [`SchemaName`] error) when the prefix
+    /// leaves no room for the marker and the number.
+    ///
+    /// ```
+    /// use tenancy::{SchemaNaming, TenantId};
+    ///
+    /// let naming = SchemaNaming::default();
+    /// let spare = naming.spare_schema(7)?;
+    /// assert_eq!(spare.as_str(), "tenant__spare_7");
+    /// assert!(naming.is_spare(spare.as_str()));
+    /// assert!(!naming.is_spare(naming.schema_for(&TenantId::new("spare_7")?)?.as_str()));
+    /// # Ok::<(), tenancy::NameError>(())
+    /// ```
+    pub fn spare_schema(&self, number: u64) -> Result<SchemaName, Error> {
+        SchemaName::new(&format!("{}{}{number}", self.prefix, Self::SPARE_MARKER))
+    }
+
+    /// Whether `schema` is named like one of this naming's spare schemas:
+    /// the prefix, the marker, then digits only.
+    ///
+    /// ```
+    /// let naming = tenancy::SchemaNaming::default();
+    /// assert!(naming.is_spare("tenant__spare_12"));
+    /// assert!(!naming.is_spare("tenant_acme"));
+    /// assert!(!naming.is_spare("tenant__spare_"));
+    /// assert!(!naming.is_spare("other__spare_12"));
+    /// ```
+    #[must_use]
+    pub fn is_spare(&self, schema: &str) -> bool {
+        schema
+            .strip_prefix(&*self.prefix)
+            .and_then(|rest| rest.strip_prefix(Self::SPARE_MARKER))
+            .is_some_and(|digits| !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()))
+    }
+}
+
 impl Default for SchemaNaming {
     fn default() -> Self {
         Self {
@@ -147,6 +196,22 @@ mod tests {
             naming.schema_for(&over),
             Err(Error::DerivedSchemaTooLong { len: 64, .. })
         ));
+    }
+
+    #[test]
+    fn no_tenant_id_maps_to_a_spare() {
+        for prefix in ["tenant_", "t", ""] {
+            let naming = SchemaNaming::with_prefix(prefix).unwrap();
+            assert!(naming.is_spare(naming.spare_schema(0).unwrap().as_str()));
+            for id in ["spare_1", "spare-1", "a_spare_1", "1", "x"] {
+                let Ok(schema) = naming.schema_for(&TenantId::new(id).unwrap()) else {
+                    continue;
+                };
+                assert!(!naming.is_spare(schema.as_str()), "{prefix:?} {id:?}");
+            }
+        }
+        let long = SchemaNaming::with_prefix(&"p".repeat(60)).unwrap();
+        assert!(long.spare_schema(1).is_err());
     }
 
     #[test]

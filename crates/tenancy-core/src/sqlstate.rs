@@ -76,6 +76,11 @@ pub const DUPLICATE_SCHEMA: &str = "42P06";
 /// `undefined_object`, as `SET ROLE` raises it for a role that does not exist.
 pub const UNDEFINED_OBJECT: &str = "42704";
 
+/// `lock_not_available`: a lock that was only to be tried is held by
+/// another session (a fleet runner finding a tenant another runner is
+/// migrating).
+pub const LOCK_NOT_AVAILABLE: &str = "55P03";
+
 /// `query_canceled`: `statement_timeout`, or `pg_cancel_backend`.
 pub const QUERY_CANCELED: &str = "57014";
 

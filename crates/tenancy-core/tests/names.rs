@@ -184,4 +184,17 @@ proptest! {
         let schema = SchemaNaming::default().schema_for(&tenant).unwrap();
         prop_assert_eq!(schema.as_str(), format!("tenant_{}", id.replace('-', "_")));
     }
+
+    #[test]
+    fn no_tenant_id_maps_to_a_spare_schema(
+        id in "[a-z0-9]([a-z0-9_-]{0,40}[a-z0-9])?",
+        prefix in "(|[a-z_][a-z0-9_]{0,10})",
+        number in any::<u32>(),
+    ) {
+        let Ok(naming) = SchemaNaming::with_prefix(&prefix) else { return Ok(()) };
+        if let Ok(schema) = naming.schema_for(&TenantId::new(&id).unwrap()) {
+            prop_assert!(!naming.is_spare(schema.as_str()));
+            prop_assert_ne!(schema, naming.spare_schema(u64::from(number)).unwrap());
+        }
+    }
 }

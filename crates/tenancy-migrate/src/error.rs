@@ -337,6 +337,37 @@ pub enum Error {
         message: String,
     },
 
+    /// Making, migrating or dropping a spare schema (see
+    /// [`TenantFleet::refill_spares`](crate::TenantFleet::refill_spares))
+    /// failed; its transaction was rolled back, so the spare is as it was
+    /// (or was never made).
+    #[error("spare schema {schema}: {action} failed{}: {}", migration.as_ref().map(|m| format!(" in {m}")).unwrap_or_default(), display_db_err(source))]
+    Spare {
+        /// The spare schema.
+        schema: SchemaName,
+        /// What was being done.
+        action: &'static str,
+        /// The migration that failed, when one did.
+        migration: Option<String>,
+        /// The server's error.
+        #[source]
+        source: DbErr,
+    },
+
+    /// Spare schemas need every tenant migration to run inside a
+    /// transaction, so that making or claiming a spare is one transaction;
+    /// this migrator has one that runs outside (`use_transaction()` is
+    /// `Some(false)`). Nothing was done.
+    #[error(
+        "spare schemas are not available with this migrator: {migration} runs outside a \
+         transaction (use_transaction() is Some(false)), and a spare must be made and claimed \
+         in one transaction. Nothing was done; create tenants without the spare pool"
+    )]
+    SparesUnsupported {
+        /// The first migration that runs outside a transaction.
+        migration: String,
+    },
+
     /// Two migrations of one migrator have the same name, so the ledger
     /// cannot tell them apart; nothing was run. Numbers count from 1 in the
     /// migrator's `migrations()` list.

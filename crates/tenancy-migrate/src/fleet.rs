@@ -25,6 +25,7 @@ pub struct FleetConfig {
     naming: SchemaNaming,
     shared: Vec<SharedSchema>,
     concurrency: usize,
+    spare_pool: bool,
 }
 
 impl Default for FleetConfig {
@@ -34,6 +35,7 @@ impl Default for FleetConfig {
             naming: SchemaNaming::default(),
             shared: vec![SharedSchema::public()],
             concurrency: Self::DEFAULT_CONCURRENCY,
+            spare_pool: false,
         }
     }
 }
@@ -98,6 +100,32 @@ impl FleetConfig {
     pub fn with_concurrency(mut self, concurrency: usize) -> Self {
         self.concurrency = concurrency.max(1);
         self
+    }
+
+    /// Whether [`TenantFleet::create`] claims a spare schema, already
+    /// migrated, when one is ready (default `false`). Spares are made by
+    /// [`TenantFleet::refill_spares`] or a
+    /// [`SpareRefiller`](crate::SpareRefiller); with none ready, `create`
+    /// builds the schema as usual. See the [`spares`](crate::spares) module.
+    ///
+    /// ```
+    /// let config = tenancy::migrate::FleetConfig::default().with_spare_pool(true);
+    /// assert!(config.spare_pool());
+    /// ```
+    #[must_use]
+    pub fn with_spare_pool(mut self, enabled: bool) -> Self {
+        self.spare_pool = enabled;
+        self
+    }
+
+    /// Whether `create` claims spare schemas.
+    ///
+    /// ```
+    /// assert!(!tenancy::migrate::FleetConfig::default().spare_pool());
+    /// ```
+    #[must_use]
+    pub fn spare_pool(&self) -> bool {
+        self.spare_pool
     }
 
     /// The registry configuration.

@@ -82,6 +82,10 @@ pub struct HealthReport {
         serde(serialize_with = "crate::serde_support::tenant_tables")
     )]
     pub shadowing: Vec<(TenantId, Vec<String>)>,
+    /// The spare pool: spares are schemas with the naming prefix that no
+    /// tenant owns, and are not orphans; one behind, ahead, missing or
+    /// unusable makes the fleet unhealthy.
+    pub spares: crate::SpareStatus,
 }
 
 impl HealthReport {
@@ -99,6 +103,7 @@ impl HealthReport {
             && self.pending.is_empty()
             && self.unknown.is_empty()
             && self.drifted.is_empty()
+            && self.spares.is_healthy()
     }
 }
 
@@ -149,6 +154,9 @@ impl fmt::Display for HealthReport {
                 f,
                 "  drifted: tenant {tenant} differs from the latest migration state"
             )?;
+        }
+        if self.spares.total() > 0 {
+            writeln!(f, "  {}", self.spares)?;
         }
         for (tenant, tables) in &self.shadowing {
             writeln!(
@@ -239,14 +247,26 @@ impl<M: MigratorTrait> TenantFleet<M> {
         let schemas: Vec<String> = tenants.iter().map(|t| t.schema.to_string()).collect();
         // A schema named by an unreadable row is not an orphan: it has an
         // owner whose row needs fixing, and dropping it would lose data.
+        // Spares are owned by the pool; one named by a hand-written row
+        // that is not a spare name is still reported, in `spares`.
+        let spares = self.read_spare_status().await?;
         let claimed: Vec<String> = schemas
             .iter()
             .cloned()
             .chain(corrupt.iter().filter_map(|c| c.schema.clone()))
+            .chain(spares.ready.iter().map(ToString::to_string))
+            .chain(
+                spares
+                    .behind
+                    .iter()
+                    .chain(&spares.ahead)
+                    .map(|s| s.schema.to_string()),
+            )
             .collect();
         let mut report = HealthReport {
             tenants: tenants.len(),
             corrupt,
+            spares,
             ..HealthReport::default()
         };
 

@@ -136,6 +136,7 @@ mod registry;
 mod report;
 #[cfg(feature = "serde")]
 mod serde_support;
+mod spares;
 mod status;
 mod tenant_txn;
 
@@ -151,6 +152,7 @@ pub use lifecycle::{DropConfirmation, DropMode, DropOutcome, NewTenant};
 pub use migrate::MigrateAll;
 pub use registry::{CorruptRecord, StatusFilter, TenantList, TenantRecord};
 pub use report::{Direction, FleetReport, FleetRunError, Outcome, TenantReport};
+pub use spares::{SpareMigrations, SpareRefiller, SpareReport, SpareStatus};
 pub use status::{
     FleetStatus, FleetTotals, MigrationStatusReport, SchemaState, TenantMigrationStatus,
 };

@@ -20,7 +20,10 @@ use crate::{Error, TenantFleet};
 type RegistryDdl = fn(&RegistryConfig) -> Result<String, Error>;
 
 /// The registry's own migrations, in order. Appending is the only allowed change.
-const REGISTRY_MIGRATIONS: &[(&str, RegistryDdl)] = &[("0001_create_registry", create_registry)];
+const REGISTRY_MIGRATIONS: &[(&str, RegistryDdl)] = &[
+    ("0001_create_registry", create_registry),
+    ("0002_create_spares", crate::spares::create_spares_table),
+];
 
 fn create_registry(config: &RegistryConfig) -> Result<String, Error> {
     // The columns of `tenancy_core::registry::columns`, spelled out: an

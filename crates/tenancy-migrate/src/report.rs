@@ -234,6 +234,11 @@ pub struct FleetReport {
     /// do not validate: those tenants were not migrated, and the run is not a
     /// success. Fix the rows by hand, then run again.
     pub corrupt: Vec<CorruptRecord>,
+    /// The spare schemas brought current after the tenants (going up only;
+    /// see [`TenantFleet::refill_spares`](crate::TenantFleet::refill_spares)),
+    /// ordered by schema. A failed spare makes the run fail too: its
+    /// migration is likely to fail on the next tenant created.
+    pub spares: Vec<crate::SpareReport>,
     /// Wall time of the whole run (serialized as `duration_seconds`, a
     /// number).
     #[cfg_attr(
@@ -257,6 +262,7 @@ impl FleetReport {
             direction,
             tenants,
             corrupt,
+            spares: Vec::new(),
             duration,
         }
     }
@@ -306,7 +312,9 @@ impl FleetReport {
     /// ```
     #[must_use]
     pub fn is_success(&self) -> bool {
-        self.corrupt.is_empty() && self.tenants.iter().all(TenantReport::is_success)
+        self.corrupt.is_empty()
+            && self.tenants.iter().all(TenantReport::is_success)
+            && self.spares.iter().all(|s| s.outcome != Outcome::Failed)
     }
 
     /// The report when the run is a [success](Self::is_success), otherwise
@@ -397,6 +405,21 @@ impl fmt::Display for FleetReport {
             self.direction.noun(),
             self.duration,
         )?;
+        if !self.spares.is_empty() {
+            let failed = self
+                .spares
+                .iter()
+                .filter(|s| s.outcome == Outcome::Failed)
+                .count();
+            let applied: usize = self.spares.iter().map(|s| s.applied.len()).sum();
+            write!(
+                f,
+                "; {} spare{}: {failed} failed, {applied} migration{} applied",
+                self.spares.len(),
+                plural(self.spares.len()),
+                plural(applied),
+            )?;
+        }
         match self.corrupt.len() {
             0 => Ok(()),
             1 => write!(f, "; 1 unreadable registry row"),

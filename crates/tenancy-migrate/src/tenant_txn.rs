@@ -275,6 +275,12 @@ pub(crate) fn create_ledger<M: MigratorTrait>() -> Result<String, DbErr> {
     ))
 }
 
+/// `M`'s migrations table in `schema`, for reading a schema that is not
+/// on the search path (a spare, before it is claimed).
+pub(crate) fn qualified_ledger<M: MigratorTrait>(schema: &SchemaName) -> Result<String, DbErr> {
+    Ok(format!("{}.{}", schema.quoted(), ledger_table::<M>()?))
+}
+
 /// `M`'s migrations table, unqualified so that it resolves in the tenant's
 /// schema, first on the search path.
 fn ledger_table<M: MigratorTrait>() -> Result<String, DbErr> {

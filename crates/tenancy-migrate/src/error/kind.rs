@@ -80,7 +80,9 @@ impl Error {
             | Self::FleetRun(_)
             | Self::SharedMigration { .. }
             | Self::BehindPooler { .. }
-            | Self::DuplicateMigrationName { .. } => None,
+            | Self::DuplicateMigrationName { .. }
+            | Self::Spare { .. }
+            | Self::SparesUnsupported { .. } => None,
         }
     }
 
@@ -110,7 +112,8 @@ impl Error {
             | Self::TenantDeleted { .. }
             | Self::DropNotConfirmed { .. }
             | Self::BehindPooler { .. }
-            | Self::RollbackUnsupported { .. } => ErrorKind::Refused,
+            | Self::RollbackUnsupported { .. }
+            | Self::SparesUnsupported { .. } => ErrorKind::Refused,
             Self::CorruptRegistry { .. } => ErrorKind::Corrupt,
             Self::ProvisioningUnfinished { source, .. } => source.kind(),
             Self::Migration { .. }
@@ -121,6 +124,7 @@ impl Error {
             | Self::RevertFailed { .. }
             | Self::FleetRun(_)
             | Self::SharedMigration { .. }
+            | Self::Spare { .. }
             | Self::Panicked { .. } => ErrorKind::Failed,
         }
     }
@@ -139,7 +143,8 @@ impl Error {
             | Self::Tenant { source, .. }
             | Self::Database { source, .. }
             | Self::RevertFailed { source, .. }
-            | Self::SharedMigration { source, .. } => Some(source),
+            | Self::SharedMigration { source, .. }
+            | Self::Spare { source, .. } => Some(source),
             Self::PartlyMigrated { source, .. } | Self::OutsideTransactionFailed { source, .. } => {
                 Some(source)
             }

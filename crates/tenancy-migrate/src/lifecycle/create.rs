@@ -319,7 +319,13 @@ impl<M: MigratorTrait> TenantFleet<M> {
         schema: &SchemaName,
         origin: Origin,
     ) -> Result<Batch, Error> {
-        if origin == Origin::Create {
+        let claimed = match origin {
+            Origin::Create => self.claim_spare(txn, id, schema).await?,
+            Origin::Adopt => None,
+        };
+        if let Some(spare) = &claimed {
+            tracing::info!(%spare, "claimed a spare schema");
+        } else if origin == Origin::Create {
             txn.execute_unprepared(&format!("CREATE SCHEMA {}", schema.quoted()))
                 .await
                 .map_err(|source| {

@@ -87,7 +87,14 @@ pub(super) async fn run_fleet<M: MigratorTrait>(
         .collect()
         .await;
     reports.sort_by(|a, b| a.tenant.cmp(&b.tenant));
-    let report = FleetReport::new(direction, reports, corrupt, started.elapsed());
+    // Spares after the tenants: a deploy waits for its tenants first. A
+    // rollback leaves them: they stay what `create` would build.
+    let spares = match direction {
+        Direction::Up => fleet.migrate_spares(concurrency).await?,
+        Direction::Down => Vec::new(),
+    };
+    let mut report = FleetReport::new(direction, reports, corrupt, started.elapsed());
+    report.spares = spares;
     if report.is_success() {
         tracing::info!(%report, "fleet run finished");
     } else {

@@ -103,12 +103,19 @@ impl fmt::Display for FleetRunError {
             1 => write!(f, ", 1 unreadable registry row")?,
             n => write!(f, ", {n} unreadable registry rows")?,
         }
+        let spares_failed = report.spares.iter().filter(|s| s.error.is_some()).count();
+        if spares_failed > 0 {
+            write!(f, ", {spares_failed} spare schemas failed")?;
+        }
         // Every failed tenant's error names the tenant already.
         for (_, error) in self.failures() {
             write!(f, "; {error}")?;
         }
         for row in &report.corrupt {
             write!(f, "; {row}")?;
+        }
+        for error in report.spares.iter().filter_map(|s| s.error.as_ref()) {
+            write!(f, "; {error}")?;
         }
         if failed > 0 {
             write!(
