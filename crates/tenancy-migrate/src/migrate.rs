@@ -27,7 +27,7 @@ use crate::events::{EventHandler, MigrationEvent};
 use crate::migrator::migration_names;
 use crate::pg::begin_read_committed;
 use crate::report::{Direction, FleetReport, TenantReport};
-use crate::tenant_txn::{apply_pending, create_ledger};
+use crate::tenant_txn::{LockWait, apply_pending, create_ledger};
 use crate::{Error, TenantFleet};
 
 use fleet_run::run_fleet;
@@ -284,7 +284,10 @@ impl<M: MigratorTrait> TenantFleet<M> {
         self.ensure_direct().await?;
         let record = registered_tenant(self, id).await?;
         let started = Instant::now();
-        let applied = run_tenant(self, &record, Direction::Up, 0).await?;
+        // Waiting never comes back empty-handed.
+        let applied = run_tenant(self, &record, Direction::Up, 0, LockWait::Wait)
+            .await?
+            .unwrap_or_default();
         Ok(TenantReport::succeeded(
             record.id,
             record.schema,
@@ -405,7 +408,9 @@ impl<M: MigratorTrait> TenantFleet<M> {
         self.ensure_direct().await?;
         let record = registered_tenant(self, id).await?;
         let started = Instant::now();
-        let reverted = run_tenant(self, &record, Direction::Down, steps).await?;
+        let reverted = run_tenant(self, &record, Direction::Down, steps, LockWait::Wait)
+            .await?
+            .unwrap_or_default();
         Ok(TenantReport::succeeded(
             record.id,
             record.schema,

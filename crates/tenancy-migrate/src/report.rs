@@ -113,6 +113,11 @@ pub struct TenantReport {
         )
     )]
     pub duration: Duration,
+    /// Whether another runner held the tenant when this run first reached
+    /// it, so this run came back to it after all the others and waited for
+    /// it. Its `applied` is then empty when the other runner migrated it:
+    /// done elsewhere, and not redone.
+    pub deferred: bool,
     /// Why the tenant failed (serialized as its message).
     #[cfg_attr(
         feature = "serde",
@@ -135,6 +140,7 @@ impl TenantReport {
             direction,
             outcome: Outcome::Succeeded,
             applied,
+            deferred: false,
             duration,
             error: None,
         }
@@ -153,6 +159,7 @@ impl TenantReport {
             direction,
             outcome: Outcome::Failed,
             applied: Vec::new(),
+            deferred: false,
             duration,
             error: Some(error),
         }
@@ -165,6 +172,7 @@ impl TenantReport {
             direction,
             outcome: Outcome::Skipped,
             applied: Vec::new(),
+            deferred: false,
             duration: Duration::ZERO,
             error: None,
         }
@@ -188,6 +196,13 @@ impl fmt::Display for TenantReport {
         match (&self.outcome, &self.error) {
             (Outcome::Failed, Some(error)) => write!(f, "{}: failed: {error}", self.tenant),
             (Outcome::Skipped, _) => write!(f, "{}: skipped", self.tenant),
+            _ if self.applied.is_empty() && self.deferred => {
+                write!(
+                    f,
+                    "{}: nothing to do (another runner migrated it)",
+                    self.tenant
+                )
+            }
             _ if self.applied.is_empty() => write!(f, "{}: nothing to do", self.tenant),
             _ => write!(
                 f,

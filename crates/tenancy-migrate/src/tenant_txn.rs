@@ -8,6 +8,7 @@ use sea_orm::{
     ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, Statement, Value,
 };
 use sea_orm_migration::{MigrationTrait, MigratorTrait, SchemaManager};
+use tenancy_core::sqlstate::LOCK_NOT_AVAILABLE;
 use tenancy_core::{AdvisoryLock, SchemaName, SearchPath, SharedSchema, TableName};
 
 use crate::pg::begin_read_committed;
@@ -31,6 +32,30 @@ fn lock_statement(schema: &SchemaName, shared: &[SharedSchema]) -> String {
         migration_path(schema, shared).set_local_statement(),
         tenant_lock_key(schema),
     )
+}
+
+/// [`lock_statement`] that does not wait: when another session holds the
+/// tenant's lock, it fails with SQLSTATE 55P03 (`lock_not_available`),
+/// before anything else of the list runs. A `DO` block, so that the
+/// refusal stops the list in the same message; the key is SQL built from
+/// a validated, quoted name, which cannot contain the block's delimiter.
+fn try_lock_statement(schema: &SchemaName, shared: &[SharedSchema]) -> String {
+    format!(
+        "{}; DO $tenancy$ BEGIN IF NOT pg_try_advisory_xact_lock({}) THEN \
+         RAISE EXCEPTION USING ERRCODE = '{LOCK_NOT_AVAILABLE}', \
+         MESSAGE = 'another runner holds this tenant''s migration lock'; END IF; END $tenancy$",
+        migration_path(schema, shared).set_local_statement(),
+        tenant_lock_key(schema),
+    )
+}
+
+/// Whether opening a tenant's migration transaction waits for its lock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum LockWait {
+    /// Wait for another runner to finish with the tenant.
+    Wait,
+    /// Fail at once with SQLSTATE 55P03 if another runner holds it.
+    Try,
 }
 
 /// The search path a tenant's migrations run with: the tenant's schema
@@ -70,6 +95,28 @@ pub(crate) async fn begin_for_migration<M: MigratorTrait>(
     shared: &[SharedSchema],
 ) -> Result<DatabaseTransaction, DbErr> {
     begin_read_committed(conn, Some(&preparation::<M>(schema, shared)?)).await
+}
+
+/// [`begin_for_migration`], or with [`LockWait::Try`] a failure with
+/// SQLSTATE 55P03 when another runner holds the tenant (nothing else of
+/// the preparation ran; the caller's transaction is aborted).
+pub(crate) async fn begin_for_migration_with<M: MigratorTrait>(
+    conn: &DatabaseConnection,
+    schema: &SchemaName,
+    shared: &[SharedSchema],
+    wait: LockWait,
+) -> Result<DatabaseTransaction, DbErr> {
+    match wait {
+        LockWait::Wait => begin_for_migration::<M>(conn, schema, shared).await,
+        LockWait::Try => {
+            let sql = format!(
+                "{}; {}",
+                try_lock_statement(schema, shared),
+                create_ledger::<M>()?
+            );
+            begin_read_committed(conn, Some(&sql)).await
+        }
+    }
 }
 
 /// [`lock_schema`], and in the same message `M`'s ledger created if missing,

@@ -252,11 +252,11 @@ async fn install_is_idempotent_and_creates_the_registry_columns() -> TestResult 
         );
         let versions = strings(
             fleet.connection(),
-            "SELECT version FROM public.tenancy_registry_migrations",
+            "SELECT version FROM public.tenancy_registry_migrations ORDER BY version",
             vec![],
         )
         .await?;
-        assert_eq!(versions, ["0001_create_registry"]);
+        assert_eq!(versions, ["0001_create_registry", "0002_create_spares"]);
         Ok(())
     })
     .await
@@ -279,11 +279,11 @@ async fn install_from_concurrent_tasks_creates_the_registry_once() -> TestResult
     assert_eq!(tables, ["public"]);
     let versions = strings(
         fleet.connection(),
-        "SELECT version FROM public.tenancy_registry_migrations",
+        "SELECT version FROM public.tenancy_registry_migrations ORDER BY version",
         vec![],
     )
     .await?;
-    assert_eq!(versions, ["0001_create_registry"]);
+    assert_eq!(versions, ["0001_create_registry", "0002_create_spares"]);
     finish(db, fleet).await
 }
 

@@ -2,12 +2,14 @@
 //! transaction, with events, logs and a report.
 
 use std::any::Any;
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
 use std::panic::AssertUnwindSafe;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Instant;
 
-use futures_util::{FutureExt, StreamExt, stream};
+use futures_util::FutureExt;
+use futures_util::future::join_all;
 use sea_orm_migration::MigratorTrait;
 use tenancy_core::{TenantId, TenantStatus};
 use tracing::Instrument;
@@ -17,6 +19,7 @@ use super::tenant::run_tenant;
 use crate::events::{MigrationEvent, Progress};
 use crate::migrator::migration_names;
 use crate::report::{Direction, FleetReport, TenantReport};
+use crate::tenant_txn::LockWait;
 use crate::{CorruptRecord, Error, StatusFilter, TenantFleet, TenantList, TenantRecord};
 
 /// The tenants a fleet run covers, ordered by id: every tenant that is not
@@ -80,12 +83,7 @@ pub(super) async fn run_fleet<M: MigratorTrait>(
         .concurrency
         .unwrap_or_else(|| fleet.config.concurrency())
         .max(1);
-    let run = &run;
-    let mut reports: Vec<TenantReport> = stream::iter(tenants)
-        .map(|record| run.tenant(record))
-        .buffer_unordered(concurrency)
-        .collect()
-        .await;
+    let mut reports = run.run(tenants, concurrency).await;
     reports.sort_by(|a, b| a.tenant.cmp(&b.tenant));
     // Spares after the tenants: a deploy waits for its tenants first. A
     // rollback leaves them: they stay what `create` would build.
@@ -116,8 +114,52 @@ struct FleetRun<'a, M> {
     stopped: AtomicBool,
 }
 
+/// A tenant's turn in a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Turn {
+    /// The first: going up, a tenant another runner holds is passed over.
+    First,
+    /// Back to a tenant passed over, after every other tenant was started:
+    /// now waiting for its lock, then finding in its ledger whatever the
+    /// other runner applied.
+    Deferred,
+}
+
 impl<M: MigratorTrait> FleetRun<'_, M> {
-    async fn tenant(&self, record: TenantRecord) -> TenantReport {
+    /// Every tenant, `concurrency` at a time. Several runners on one fleet
+    /// divide it: going up, each passes over the tenants another holds and
+    /// comes back to them once it has started all the others, so N runners
+    /// work on N tenants' migrations at once rather than queueing on the
+    /// same one. A tenant passed over goes to the back of the queue, and
+    /// the worker that passed it over keeps taking work, so none is left.
+    async fn run(&self, tenants: Vec<TenantRecord>, concurrency: usize) -> Vec<TenantReport> {
+        let queue: Mutex<VecDeque<(TenantRecord, Turn)>> =
+            Mutex::new(tenants.into_iter().map(|t| (t, Turn::First)).collect());
+        let next = || queue.lock().ok().and_then(|mut q| q.pop_front());
+        let worker = || async {
+            let mut reports = Vec::new();
+            while let Some((record, turn)) = next() {
+                match self.tenant(record, turn).await {
+                    Ok(report) => reports.push(report),
+                    Err(record) => {
+                        if let Ok(mut q) = queue.lock() {
+                            q.push_back((record, Turn::Deferred));
+                        }
+                    }
+                }
+            }
+            reports
+        };
+        join_all((0..concurrency).map(|_| worker()))
+            .await
+            .into_iter()
+            .flatten()
+            .collect()
+    }
+
+    /// One tenant's turn: its report, or the record back when another
+    /// runner holds it on its first turn.
+    async fn tenant(&self, record: TenantRecord, turn: Turn) -> Result<TenantReport, TenantRecord> {
         let (id, schema) = (&record.id, &record.schema);
         if self.options.stop_on_first_failure && self.stopped.load(Ordering::SeqCst) {
             let progress = self.complete_one();
@@ -126,32 +168,57 @@ impl<M: MigratorTrait> FleetRun<'_, M> {
                 schema,
                 progress,
             });
-            return TenantReport::skipped(record.id, record.schema, self.direction);
+            return Ok(TenantReport::skipped(
+                record.id,
+                record.schema,
+                self.direction,
+            ));
         }
-        self.emit(&MigrationEvent::Started {
-            tenant: id,
-            schema,
-            progress: Progress {
-                completed: self.completed.load(Ordering::SeqCst),
-                total: self.total,
-            },
-        });
+        if turn == Turn::First {
+            self.emit(&MigrationEvent::Started {
+                tenant: id,
+                schema,
+                progress: Progress {
+                    completed: self.completed.load(Ordering::SeqCst),
+                    total: self.total,
+                },
+            });
+        }
+        // Only going up: two rollbacks must each revert what the other left.
+        let wait = match (turn, self.direction) {
+            (Turn::First, Direction::Up) => LockWait::Try,
+            _ => LockWait::Wait,
+        };
         let started = Instant::now();
         let result = if self.up_to_date.contains(id) {
-            Ok(Vec::new())
+            Ok(Some(Vec::new()))
         } else {
             let span = tracing::info_span!("tenant", tenant = %id, schema = %schema);
-            AssertUnwindSafe(run_tenant(self.fleet, &record, self.direction, self.steps))
-                .catch_unwind()
-                .instrument(span)
-                .await
-                .unwrap_or_else(|panic| {
-                    Err(Error::Panicked {
-                        tenant: id.clone(),
-                        schema: schema.clone(),
-                        message: panic_message(panic.as_ref()),
-                    })
+            AssertUnwindSafe(run_tenant(
+                self.fleet,
+                &record,
+                self.direction,
+                self.steps,
+                wait,
+            ))
+            .catch_unwind()
+            .instrument(span)
+            .await
+            .unwrap_or_else(|panic| {
+                Err(Error::Panicked {
+                    tenant: id.clone(),
+                    schema: schema.clone(),
+                    message: panic_message(panic.as_ref()),
                 })
+            })
+        };
+        let result = match result {
+            Ok(Some(applied)) => Ok(applied),
+            Ok(None) => {
+                tracing::info!(tenant = %id, %schema, "another runner holds this tenant; coming back to it at the end");
+                return Err(record);
+            }
+            Err(error) => Err(error),
         };
         let duration = started.elapsed();
         match result {
@@ -175,7 +242,15 @@ impl<M: MigratorTrait> FleetRun<'_, M> {
                     duration,
                     progress,
                 });
-                TenantReport::succeeded(record.id, record.schema, self.direction, applied, duration)
+                let mut report = TenantReport::succeeded(
+                    record.id,
+                    record.schema,
+                    self.direction,
+                    applied,
+                    duration,
+                );
+                report.deferred = turn == Turn::Deferred;
+                Ok(report)
             }
             Err(error) => {
                 self.stopped.store(true, Ordering::SeqCst);
@@ -190,7 +265,10 @@ impl<M: MigratorTrait> FleetRun<'_, M> {
                     duration,
                     progress,
                 });
-                TenantReport::failed(record.id, record.schema, self.direction, error, duration)
+                let mut report =
+                    TenantReport::failed(record.id, record.schema, self.direction, error, duration);
+                report.deferred = turn == Turn::Deferred;
+                Ok(report)
             }
         }
     }

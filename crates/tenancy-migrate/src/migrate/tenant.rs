@@ -8,9 +8,10 @@ use crate::migrator::migration_names;
 use crate::pg::has_sqlstate;
 use crate::report::Direction;
 use crate::tenant_txn::{
-    MigrationFailure, apply_pending, begin_for_migration, has_outside_transaction, revert_applied,
+    LockWait, MigrationFailure, apply_pending, begin_for_migration_with, has_outside_transaction,
+    revert_applied,
 };
-use tenancy_core::sqlstate::INVALID_SCHEMA_NAME;
+use tenancy_core::sqlstate::{INVALID_SCHEMA_NAME, LOCK_NOT_AVAILABLE};
 
 use super::mixed::{Target, run_mixed};
 use crate::{Error, TenantFleet, TenantRecord};
@@ -49,12 +50,17 @@ pub(crate) fn open_error_for(tenant: &TenantId, schema: &SchemaName, source: DbE
 /// One tenant, one transaction: migrate up, or revert `steps` migrations.
 /// Going up with migrations that run outside a transaction, see
 /// [`run_mixed`] instead.
+///
+/// With [`LockWait::Try`], `Ok(None)` when another runner holds the
+/// tenant: nothing was done, and the caller comes back to it later (a
+/// migrator with migrations outside a transaction always waits).
 pub(super) async fn run_tenant<M: MigratorTrait>(
     fleet: &TenantFleet<M>,
     record: &TenantRecord,
     direction: Direction,
     steps: u32,
-) -> Result<Vec<String>, Error> {
+    wait: LockWait,
+) -> Result<Option<Vec<String>>, Error> {
     migration_names::<M>()?;
     // A registry row written by hand could name a shared schema; tenant
     // migrations must never run there (`public` cannot even be named).
@@ -75,11 +81,22 @@ pub(super) async fn run_tenant<M: MigratorTrait>(
     // aborting one of the two.
     if direction == Direction::Up && has_outside_transaction::<M>() {
         let target = Target::new(&fleet.conn, record, fleet.config.shared_schemas());
-        return run_mixed::<M>(&target, Vec::new()).await;
+        return run_mixed::<M>(&target, Vec::new()).await.map(Some);
     }
-    let txn = begin_for_migration::<M>(&fleet.conn, &record.schema, fleet.config.shared_schemas())
-        .await
-        .map_err(|source| open_error(record, source))?;
+    let opened = begin_for_migration_with::<M>(
+        &fleet.conn,
+        &record.schema,
+        fleet.config.shared_schemas(),
+        wait,
+    )
+    .await;
+    let txn = match opened {
+        Ok(txn) => txn,
+        Err(source) if wait == LockWait::Try && has_sqlstate(&source, LOCK_NOT_AVAILABLE) => {
+            return Ok(None);
+        }
+        Err(source) => return Err(open_error(record, source)),
+    };
     let result = match direction {
         Direction::Up => apply_pending::<M>(&txn).await,
         Direction::Down => revert_applied::<M>(&txn, steps)
@@ -88,6 +105,7 @@ pub(super) async fn run_tenant<M: MigratorTrait>(
     };
     finish::<M>(txn, result, direction)
         .await
+        .map(Some)
         .map_err(|(migration, source)| {
             let (tenant, schema) = (record.id.clone(), record.schema.clone());
             match direction {
