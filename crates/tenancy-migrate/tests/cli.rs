@@ -329,3 +329,32 @@ async fn an_unreadable_registry_row_is_one_error_line_and_the_rest_is_shown() ->
     db.close().await?;
     Ok(())
 }
+
+#[tokio::test]
+async fn spares_refill_status_and_drop_through_the_cli() -> TestResult {
+    let db = TestDatabase::create().await?;
+    let url = db.url().to_owned();
+    ok(&url, &["install"]).await;
+    let made = ok(&url, &["spares", "refill", "3"]).await;
+    assert!(made.contains("made 3 spare schema(s)"), "{made}");
+    let status = json(&url, &["spares", "status", "--json"]).await;
+    assert_eq!(status["ready"].as_array().unwrap().len(), 3, "{status}");
+    let text = ok(&url, &["spares", "status"]).await;
+    assert!(text.starts_with("3 spares ready"), "{text}");
+    // Spares are not orphans.
+    let health = json(&url, &["health", "--json"]).await;
+    assert_eq!(
+        health["orphan_schemas"],
+        Value::Array(Vec::new()),
+        "{health}"
+    );
+    assert_eq!(health["spares"]["ready"].as_array().unwrap().len(), 3);
+    let migrated = ok(&url, &["migrate"]).await;
+    assert!(migrated.contains("3 spares: 0 failed"), "{migrated}");
+    let dropped = ok(&url, &["spares", "drop", "--keep", "1"]).await;
+    assert!(dropped.contains("dropped 2 spare schema(s)"), "{dropped}");
+    let status = json(&url, &["spares", "status", "--json"]).await;
+    assert_eq!(status["ready"].as_array().unwrap().len(), 1, "{status}");
+    db.close().await?;
+    Ok(())
+}

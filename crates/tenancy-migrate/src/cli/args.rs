@@ -187,9 +187,36 @@ pub(crate) enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// The pool of spare schemas, already migrated, that `create` renames
+    /// when the fleet has the spare pool enabled.
+    Spares {
+        #[command(subcommand)]
+        command: SparesCommand,
+    },
     /// The shared schema's own migrations (only with a shared migrator).
     #[command(skip)]
     Shared(SharedCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum SparesCommand {
+    /// Make spare schemas until the pool has COUNT of them.
+    Refill {
+        /// How many spares the pool should have.
+        count: usize,
+    },
+    /// Show the pool: ready spares, and any behind, ahead, missing or unusable.
+    Status {
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Drop spare schemas, newest first, until KEEP are left.
+    Drop {
+        /// How many spares to keep.
+        #[arg(long, default_value_t = 0)]
+        keep: usize,
+    },
 }
 
 /// A new tenant's registry details (`create`, `adopt`).

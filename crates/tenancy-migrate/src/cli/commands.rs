@@ -8,7 +8,7 @@ use sea_orm::{ConnectOptions, ConnectionTrait, DbBackend, Statement};
 use sea_orm_migration::MigratorTrait;
 use tenancy_core::TenantId;
 
-use super::args::{Cli, Command, Connect, Details, Run, SharedCommand};
+use super::args::{Cli, Command, Connect, Details, Run, SharedCommand, SparesCommand};
 use super::output::{self, Action, Situation};
 use super::progress::{self, with_progress};
 use super::{AdminCli, Exit, Shared, Source};
@@ -230,6 +230,29 @@ impl<M: MigratorTrait> Context<'_, M> {
                     Exit::Failure
                 }
             }
+            Command::Spares { command } => match command {
+                SparesCommand::Refill { count } => {
+                    let made = fleet.refill_spares(count).await?;
+                    done(out, format!("made {made} spare schema(s) (target {count})"))
+                }
+                SparesCommand::Status { json } => {
+                    let status = fleet.spare_status().await?;
+                    let exit = if json {
+                        output::json(out, err, &status)
+                    } else {
+                        done(out, status.to_string())
+                    };
+                    if status.is_healthy() {
+                        exit
+                    } else {
+                        Exit::Failure
+                    }
+                }
+                SparesCommand::Drop { keep } => {
+                    let dropped = fleet.drop_spares(keep).await?;
+                    done(out, format!("dropped {dropped} spare schema(s)"))
+                }
+            },
             Command::Shared(SharedCommand::Migrate) => {
                 let Some(shared) = self.shared else {
                     // The parser offers `shared` only with a shared migrator.
@@ -294,6 +317,9 @@ impl<M: MigratorTrait> Context<'_, M> {
             if let Some(error) = &failed.error {
                 exit = output::error(err, error, &situation);
             }
+        }
+        for error in report.spares.iter().filter_map(|s| s.error.as_ref()) {
+            exit = output::error(err, error, &situation);
         }
         Ok(output::corrupt(err, &report.corrupt).unwrap_or(exit))
     }
