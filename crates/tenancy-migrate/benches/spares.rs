@@ -9,7 +9,8 @@
 //! - runners: one new migration (`ALTER TABLE … ADD COLUMN`, `CREATE
 //!   INDEX`, and optionally a `pg_sleep` standing in for a backfill's
 //!   waits) over a fleet, by 1, 2 and 3 `migrate_all` runners started
-//!   together, each with its own pool and concurrency 2.
+//!   together, each with its own pool and concurrency 2, and by one runner
+//!   with concurrency 6 (the sessions of three runners).
 //!
 //! Run: `cargo bench -p tenancy-migrate --bench spares` (`-- --smoke` for a
 //! quick run, `-- --help` for sizes).
@@ -47,6 +48,9 @@ struct Config {
     /// A quick run (CI): 10 samples, 24 tenants, both sections.
     #[arg(long)]
     smoke: bool,
+    /// Only the runners comparison.
+    #[arg(long)]
+    runners_only: bool,
     /// Passed by `cargo bench`; ignored.
     #[arg(long, hide = true)]
     bench: bool,
@@ -206,7 +210,7 @@ async fn creates<const N: usize>(samples: usize) {
 }
 
 /// Wall time of `runners` runners migrating a fresh fleet of `tenants`.
-async fn runners_run(runners: usize, tenants: usize) -> Duration {
+async fn runners_run(runners: usize, tenants: usize, concurrency: usize) -> Duration {
     let test_db = TestDatabase::create().await.unwrap();
     let conn = pool(&test_db, 4).await;
     let old = TenantFleet::<Tables<3, false>>::new(conn.clone());
@@ -223,13 +227,16 @@ async fn runners_run(runners: usize, tenants: usize) -> Duration {
     conn.execute_unprepared("VACUUM ANALYZE").await.unwrap();
     let mut fleets = Vec::new();
     for _ in 0..runners {
-        fleets.push(TenantFleet::<Tables<3, true>>::new(pool(&test_db, 3).await));
+        let size = <u32 as TryFrom<usize>>::try_from(concurrency + 1).unwrap();
+        fleets.push(TenantFleet::<Tables<3, true>>::new(
+            pool(&test_db, size).await,
+        ));
     }
     let started = Instant::now();
     let reports = futures_util::future::join_all(
         fleets
             .iter()
-            .map(|f| f.migrate_all(MigrateAll::new().concurrency(2))),
+            .map(|f| f.migrate_all(MigrateAll::new().concurrency(concurrency))),
     )
     .await;
     let wall = started.elapsed();
@@ -258,27 +265,31 @@ async fn main() {
         config.tenants = 24;
     }
     SLEEP_MS.store(config.sleep_ms, Ordering::Relaxed);
-    println!(
-        "\n## Create latency, {} samples per variant\n",
-        config.samples
-    );
-    println!("| migrations | variant | p50 (ms) | p99 (ms) | p50 / floor |");
-    println!("|---:|---|---:|---:|---:|");
-    creates::<3>(config.samples).await;
-    creates::<30>(config.samples).await;
+    if !config.runners_only {
+        println!(
+            "\n## Create latency, {} samples per variant\n",
+            config.samples
+        );
+        println!("| migrations | variant | p50 (ms) | p99 (ms) | p50 / floor |");
+        println!("|---:|---|---:|---:|---:|");
+        creates::<3>(config.samples).await;
+        creates::<30>(config.samples).await;
+    }
 
     println!(
         "\n## One migration over {} tenants (sleep {} ms each), runners with concurrency 2\n",
         config.tenants, config.sleep_ms
     );
-    println!("| runners | wall (s) | speed-up vs 1 runner |");
-    println!("|---:|---:|---:|");
+    println!("| runners × concurrency | wall (s) | speed-up vs 1 × 2 |");
+    println!("|---|---:|---:|");
     let mut baseline = None;
-    for runners in 1..=3 {
-        let wall = runners_run(runners, config.tenants).await;
+    // The last row is one runner with the sessions of three: how much of
+    // the speed-up more sessions alone would give.
+    for (runners, concurrency) in [(1, 2), (2, 2), (3, 2), (1, 6)] {
+        let wall = runners_run(runners, config.tenants, concurrency).await;
         let base = *baseline.get_or_insert(wall);
         println!(
-            "| {runners} | {:.2} | {:.2} |",
+            "| {runners} × {concurrency} | {:.2} | {:.2} |",
             wall.as_secs_f64(),
             base.as_secs_f64() / wall.as_secs_f64()
         );

@@ -106,7 +106,7 @@ impl FleetConfig {
     /// migrated, when one is ready (default `false`). Spares are made by
     /// [`TenantFleet::refill_spares`] or a
     /// [`SpareRefiller`](crate::SpareRefiller); with none ready, `create`
-    /// builds the schema as usual. See the [`spares`](crate::spares) module.
+    /// builds the schema as usual (see the crate docs on spare schemas).
     ///
     /// ```
     /// let config = tenancy::migrate::FleetConfig::default().with_spare_pool(true);

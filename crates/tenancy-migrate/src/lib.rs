@@ -83,6 +83,9 @@
 //!   advisory lock: a failure (or a crash, or a lost connection) leaves the
 //!   tenant fully migrated or untouched, two runners started at once apply
 //!   each migration exactly once, and the next run resumes.
+//! - Runners divide the fleet: going up, a runner passes over a tenant
+//!   another runner holds and comes back to it after all the others (see
+//!   [`TenantReport::deferred`]), so N runners work on N tenants at once.
 //! - All of this holds whatever the database's or role's
 //!   `default_transaction_isolation`: every transaction that takes a lock and
 //!   then reads what the lock's previous holder committed (migrations,
@@ -120,6 +123,19 @@
 //!
 //! Two tenant ids that map to the same schema (`acme-corp`, `acme_corp`) are
 //! refused with [`Error::SchemaTaken`].
+//!
+//! # Spare schemas: sign-up without running migrations
+//!
+//! With [`FleetConfig::with_spare_pool`], [`create`](TenantFleet::create)
+//! renames a spare schema migrated ahead of time
+//! ([`refill_spares`](TenantFleet::refill_spares), a [`SpareRefiller`]) in
+//! the transaction that writes the registry row, so sign-up costs a rename
+//! whatever the number of migrations; with no spare ready it builds the
+//! schema as before. Spares are recorded in a table beside the registry
+//! (`{registry}_spares`), never in the registry the request path reads;
+//! [`migrate_all`](TenantFleet::migrate_all) keeps them current and
+//! [`health`](TenantFleet::health) reports them apart from orphans
+//! ([`SpareStatus`]).
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod error;

@@ -44,6 +44,12 @@ impl<M: MigratorTrait> TenantFleet<M> {
     /// migrations before the first such one, the rest run on the tenant's own
     /// connection, and only then does it get `new.status`.
     ///
+    /// With the spare pool enabled
+    /// ([`FleetConfig::with_spare_pool`](crate::FleetConfig::with_spare_pool)),
+    /// the schema is a ready spare renamed in the same transaction (see
+    /// [`refill_spares`](Self::refill_spares)), with any migration it lacks
+    /// applied; a failure leaves the spare a spare.
+    ///
     /// Another process's `TenantDb` may report the new tenant as unknown for
     /// up to its negative cache TTL (2 s by default); in this process, call
     /// `db.registry().invalidate(&id)` to see it at once.

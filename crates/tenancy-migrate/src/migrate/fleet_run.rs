@@ -19,8 +19,9 @@ use super::tenant::run_tenant;
 use crate::events::{MigrationEvent, Progress};
 use crate::migrator::migration_names;
 use crate::report::{Direction, FleetReport, TenantReport};
-use crate::tenant_txn::LockWait;
+use crate::tenant_txn::{LockWait, qualified_ledger};
 use crate::{CorruptRecord, Error, StatusFilter, TenantFleet, TenantList, TenantRecord};
+use sea_orm::{ConnectionTrait, DbBackend, Statement};
 
 /// The tenants a fleet run covers, ordered by id: every tenant that is not
 /// soft-deleted (the ones status and health count), or only active ones;
@@ -78,6 +79,7 @@ pub(super) async fn run_fleet<M: MigratorTrait>(
         total: tenants.len(),
         completed: AtomicUsize::new(0),
         stopped: AtomicBool::new(false),
+        contended: AtomicBool::new(false),
     };
     let concurrency = options
         .concurrency
@@ -112,6 +114,11 @@ struct FleetRun<'a, M> {
     total: usize,
     completed: AtomicUsize,
     stopped: AtomicBool,
+    /// Set once a tenant was found held by another runner: from then on a
+    /// tenant's ledger is read (one statement) before its transaction is
+    /// opened, so the tenants the other runners finished cost no
+    /// transaction here. A lone runner never pays for the read.
+    contended: AtomicBool,
 }
 
 /// A tenant's turn in a run.
@@ -190,7 +197,11 @@ impl<M: MigratorTrait> FleetRun<'_, M> {
             _ => LockWait::Wait,
         };
         let started = Instant::now();
-        let result = if self.up_to_date.contains(id) {
+        let result = if self.up_to_date.contains(id)
+            || (wait == LockWait::Try
+                && self.contended.load(Ordering::SeqCst)
+                && self.done_elsewhere(&record).await)
+        {
             Ok(Some(Vec::new()))
         } else {
             let span = tracing::info_span!("tenant", tenant = %id, schema = %schema);
@@ -216,6 +227,7 @@ impl<M: MigratorTrait> FleetRun<'_, M> {
             Ok(Some(applied)) => Ok(applied),
             Ok(None) => {
                 tracing::info!(tenant = %id, %schema, "another runner holds this tenant; coming back to it at the end");
+                self.contended.store(true, Ordering::SeqCst);
                 return Err(record);
             }
             Err(error) => Err(error),
@@ -271,6 +283,35 @@ impl<M: MigratorTrait> FleetRun<'_, M> {
                 Ok(report)
             }
         }
+    }
+
+    /// Whether every migration of `M` is in the tenant's ledger already,
+    /// read without a transaction. Committed ledger rows are final, so
+    /// "all there" needs no lock; anything else (including an error) sends
+    /// the tenant through its transaction, which decides under the lock.
+    async fn done_elsewhere(&self, record: &TenantRecord) -> bool {
+        let (Ok(names), Ok(ledger)) = (
+            migration_names::<M>(),
+            qualified_ledger::<M>(&record.schema),
+        ) else {
+            return false;
+        };
+        let rows = self
+            .fleet
+            .conn
+            .query_all_raw(Statement::from_string(
+                DbBackend::Postgres,
+                format!("SELECT version FROM {ledger}"),
+            ))
+            .await;
+        let Ok(rows) = rows else {
+            return false;
+        };
+        let applied: HashSet<String> = rows
+            .iter()
+            .filter_map(|row| row.try_get::<String>("", "version").ok())
+            .collect();
+        names.iter().all(|name| applied.contains(name))
     }
 
     fn complete_one(&self) -> Progress {

@@ -70,7 +70,7 @@ impl<M: MigratorTrait + 'static> TenantFleet<M> {
                     Ok(0) => {}
                     Ok(made) => tracing::debug!(made, target, "spare pool refilled"),
                     Err(error) => {
-                        tracing::error!(%error, "refilling the spare pool failed: {error}")
+                        tracing::error!(%error, "refilling the spare pool failed: {error}");
                     }
                 }
                 tokio::select! {
