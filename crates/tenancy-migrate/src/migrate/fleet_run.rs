@@ -285,7 +285,7 @@ impl<M: MigratorTrait> FleetRun<'_, M> {
         }
     }
 
-    /// Whether every migration of `M` is in the tenant's ledger already,
+    /// Whether the tenant's ledger holds exactly `M`'s migrations already,
     /// read without a transaction. Committed ledger rows are final, so
     /// "all there" needs no lock; anything else (including an error) sends
     /// the tenant through its transaction, which decides under the lock.
@@ -311,7 +311,9 @@ impl<M: MigratorTrait> FleetRun<'_, M> {
             .iter()
             .filter_map(|row| row.try_get::<String>("", "version").ok())
             .collect();
-        names.iter().all(|name| applied.contains(name))
+        // Exactly `M`'s: a migration unknown to this build is refused under
+        // the lock, naming it, as the fleet status pre-check leaves it.
+        applied.len() == names.len() && names.iter().all(|name| applied.contains(name))
     }
 
     fn complete_one(&self) -> Progress {
