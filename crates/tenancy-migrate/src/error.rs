@@ -368,6 +368,79 @@ pub enum Error {
         migration: String,
     },
 
+    /// The tenant's schema holds objects an export does not carry (see
+    /// [`transfer`](crate::transfer)); nothing was written.
+    #[error(
+        "cannot export tenant {tenant}: its schema {schema} holds what an export does not carry \
+         ({}); nothing was written. Move them out of the tenant's schema, or back it up with \
+         pg_dump --schema",
+        objects.join(", ")
+    )]
+    ExportUnsupported {
+        /// The tenant.
+        tenant: TenantId,
+        /// Its schema.
+        schema: SchemaName,
+        /// Each object, as `kind name` (`view active_orders`).
+        objects: Vec<String>,
+    },
+
+    /// Exporting a tenant failed at a database step; the export's output
+    /// is incomplete and an import refuses it.
+    #[error(
+        "exporting tenant {tenant} failed while {step}: {}; the output is incomplete",
+        display_db_err(source)
+    )]
+    ExportFailed {
+        /// The tenant.
+        tenant: TenantId,
+        /// What the export was doing.
+        step: &'static str,
+        /// The server's error.
+        #[source]
+        source: DbErr,
+    },
+
+    /// Importing a tenant failed at a database step; its transaction was
+    /// rolled back, so nothing of the tenant (registry row, schema) exists.
+    #[error(
+        "importing tenant {tenant} failed while {step}: {}; it was rolled back and nothing of \
+         tenant {tenant} was created",
+        display_db_err(source)
+    )]
+    ImportFailed {
+        /// The tenant being imported (its new id).
+        tenant: TenantId,
+        /// What the import was doing.
+        step: &'static str,
+        /// The server's error.
+        #[source]
+        source: DbErr,
+    },
+
+    /// The input of an import is not a complete tenant export this version
+    /// reads: another file, one cut short, or a newer format version.
+    /// Nothing was created.
+    #[error(
+        "cannot import: the input is not a usable tenant export: {reason}; nothing was created"
+    )]
+    InvalidExport {
+        /// What is wrong with it.
+        reason: String,
+    },
+
+    /// Writing an export or reading an import failed (a full disk, a
+    /// closed pipe). An import was rolled back; an export's output is
+    /// incomplete.
+    #[error("{action} failed: {source}")]
+    TransferIo {
+        /// What was being done.
+        action: &'static str,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+
     /// Two migrations of one migrator have the same name, so the ledger
     /// cannot tell them apart; nothing was run. Numbers count from 1 in the
     /// migrator's `migrations()` list.

@@ -155,6 +155,7 @@ mod serde_support;
 mod spares;
 mod status;
 mod tenant_txn;
+pub mod transfer;
 
 #[cfg(feature = "cli")]
 #[cfg_attr(docsrs, doc(cfg(feature = "cli")))]
@@ -172,3 +173,4 @@ pub use spares::{SpareMigrations, SpareRefiller, SpareReport, SpareStatus};
 pub use status::{
     FleetStatus, FleetTotals, MigrationStatusReport, SchemaState, TenantMigrationStatus,
 };
+pub use transfer::{CloneReport, ExportSummary, ImportOptions, ImportSummary};

@@ -126,7 +126,7 @@ impl NewTenant {
 
 /// Domains are stored lowercase, so the registry's uniqueness holds for
 /// hosts, which compare case-insensitively.
-fn normalize_domain(mut domain: String) -> String {
+pub(crate) fn normalize_domain(mut domain: String) -> String {
     domain.make_ascii_lowercase();
     domain
 }

@@ -73,7 +73,10 @@ impl Error {
             | Self::Tenant { tenant, .. }
             | Self::RevertFailed { tenant, .. }
             | Self::RollbackUnsupported { tenant, .. }
-            | Self::Panicked { tenant, .. } => Some(tenant),
+            | Self::Panicked { tenant, .. }
+            | Self::ExportUnsupported { tenant, .. }
+            | Self::ExportFailed { tenant, .. }
+            | Self::ImportFailed { tenant, .. } => Some(tenant),
             Self::InvalidName(_)
             | Self::Database { .. }
             | Self::CorruptRegistry { .. }
@@ -82,7 +85,9 @@ impl Error {
             | Self::BehindPooler { .. }
             | Self::DuplicateMigrationName { .. }
             | Self::Spare { .. }
-            | Self::SparesUnsupported { .. } => None,
+            | Self::SparesUnsupported { .. }
+            | Self::InvalidExport { .. }
+            | Self::TransferIo { .. } => None,
         }
     }
 
@@ -102,7 +107,9 @@ impl Error {
             return ErrorKind::Unavailable;
         }
         match self {
-            Self::InvalidName(_) | Self::DuplicateMigrationName { .. } => ErrorKind::InvalidInput,
+            Self::InvalidName(_)
+            | Self::DuplicateMigrationName { .. }
+            | Self::InvalidExport { .. } => ErrorKind::InvalidInput,
             Self::UnknownTenant { .. } | Self::SchemaMissing { .. } => ErrorKind::NotFound,
             Self::TenantExists { .. }
             | Self::SchemaTaken { .. }
@@ -113,7 +120,8 @@ impl Error {
             | Self::DropNotConfirmed { .. }
             | Self::BehindPooler { .. }
             | Self::RollbackUnsupported { .. }
-            | Self::SparesUnsupported { .. } => ErrorKind::Refused,
+            | Self::SparesUnsupported { .. }
+            | Self::ExportUnsupported { .. } => ErrorKind::Refused,
             Self::CorruptRegistry { .. } => ErrorKind::Corrupt,
             Self::ProvisioningUnfinished { source, .. } => source.kind(),
             Self::Migration { .. }
@@ -125,7 +133,10 @@ impl Error {
             | Self::FleetRun(_)
             | Self::SharedMigration { .. }
             | Self::Spare { .. }
-            | Self::Panicked { .. } => ErrorKind::Failed,
+            | Self::Panicked { .. }
+            | Self::ExportFailed { .. }
+            | Self::ImportFailed { .. }
+            | Self::TransferIo { .. } => ErrorKind::Failed,
         }
     }
 
@@ -144,7 +155,9 @@ impl Error {
             | Self::Database { source, .. }
             | Self::RevertFailed { source, .. }
             | Self::SharedMigration { source, .. }
-            | Self::Spare { source, .. } => Some(source),
+            | Self::Spare { source, .. }
+            | Self::ExportFailed { source, .. }
+            | Self::ImportFailed { source, .. } => Some(source),
             Self::PartlyMigrated { source, .. } | Self::OutsideTransactionFailed { source, .. } => {
                 Some(source)
             }

@@ -143,7 +143,7 @@ impl<M: MigratorTrait> TenantFleet<M> {
 
     /// Refuses a schema that every tenant shares: one of the fleet's shared
     /// schemas, or the registry's.
-    pub(super) fn refuse_shared(
+    pub(crate) fn refuse_shared(
         &self,
         tenant: &TenantId,
         schema: &SchemaName,
@@ -170,7 +170,7 @@ impl<M: MigratorTrait> TenantFleet<M> {
     /// holder has committed: a unique check waits for the other transaction).
     /// Anything else, including a holder gone in the meantime, is
     /// [`Error::Tenant`].
-    pub(super) async fn registry_write_error(
+    pub(crate) async fn registry_write_error(
         &self,
         tenant: &TenantId,
         schema: Option<&SchemaName>,

@@ -1,0 +1,70 @@
+//! What export and import share on their sqlx connection: getting one,
+//! the session settings data is written and read under, and errors.
+//!
+//! Both run on a connection of their own taken from the fleet's sqlx pool
+//! rather than through SeaORM, since `COPY` streams are sqlx's alone.
+
+use std::sync::Arc;
+
+use sea_orm::sqlx::postgres::{PgConnection, PgPool, PgRow};
+use sea_orm::sqlx::{self, Row};
+use sea_orm::{DatabaseConnection, DatabaseConnectionType, DbErr, RuntimeErr};
+use tenancy_core::SearchPath;
+use tenancy_core::registry::TenantRecord;
+
+use crate::Error;
+use crate::registry::corrupt_error;
+
+/// The settings the data sections are written and read under, so every
+/// value's text is the same on both sides whatever the servers' or roles'
+/// defaults: unambiguous dates, intervals and `bytea`, floats that round
+/// trip exactly, timestamps in UTC. Recorded in the manifest.
+pub(super) const DATA_SETTINGS: &[(&str, &str)] = &[
+    ("DateStyle", "ISO, YMD"),
+    ("IntervalStyle", "postgres"),
+    ("extra_float_digits", "3"),
+    ("bytea_output", "hex"),
+    ("TimeZone", "UTC"),
+];
+
+/// The fleet's sqlx pool; export and import need PostgreSQL.
+pub(super) fn pool_of(conn: &DatabaseConnection) -> Result<&PgPool, DbErr> {
+    if let DatabaseConnectionType::SqlxPostgresPoolConnection(_) = &conn.inner {
+        Ok(conn.get_postgres_connection_pool())
+    } else {
+        Err(DbErr::Conn(RuntimeErr::Internal(
+            "export and import need a PostgreSQL connection pool (sea-orm's sqlx-postgres)"
+                .to_owned(),
+        )))
+    }
+}
+
+/// A sqlx error as the `DbErr` the rest of the crate reads SQLSTATEs from.
+pub(super) fn db_err(err: sqlx::Error) -> DbErr {
+    DbErr::Query(RuntimeErr::SqlxError(Arc::new(err)))
+}
+
+/// Pins `path` and [`DATA_SETTINGS`] for the current transaction only.
+pub(super) async fn set_local_settings(
+    conn: &mut PgConnection,
+    path: &SearchPath,
+) -> Result<(), sqlx::Error> {
+    let mut sql = path.set_local_statement();
+    for (name, value) in DATA_SETTINGS {
+        // Both are constants of this file, not input.
+        sql.push_str(&format!("; SET LOCAL {name} TO '{value}'"));
+    }
+    sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+        .execute(&mut *conn)
+        .await
+        .map(drop)
+}
+
+/// Reads a registry row through sqlx, validated as every other read of it is.
+pub(super) fn record_from_row(row: &PgRow) -> Result<TenantRecord, Error> {
+    TenantRecord::from_columns(|column| {
+        row.try_get::<Option<String>, _>(column)
+            .map_err(|e| e.to_string())
+    })
+    .map_err(corrupt_error)
+}
