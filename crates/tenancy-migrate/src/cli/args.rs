@@ -193,6 +193,33 @@ pub(crate) enum Command {
         #[command(subcommand)]
         command: SparesCommand,
     },
+    /// Write a tenant (schema, data, migration ledger, registry row) to a
+    /// new file, from one consistent snapshot.
+    Export {
+        /// The tenant id.
+        id: TenantId,
+        /// The file to write; refused if it exists.
+        #[arg(long, short = 'o', value_name = "FILE")]
+        out: std::path::PathBuf,
+    },
+    /// Make a tenant from an export file, all or nothing; never overwrites.
+    Import {
+        /// The export file.
+        file: std::path::PathBuf,
+        /// Register it under this id (and its schema) instead of the exported one.
+        #[arg(long = "as", value_name = "ID")]
+        as_id: Option<TenantId>,
+        /// Register it without the exported domain.
+        #[arg(long)]
+        no_domain: bool,
+    },
+    /// Copy a tenant to a new tenant id in this database (without its domain).
+    Clone {
+        /// The tenant to copy.
+        source: TenantId,
+        /// The new tenant's id.
+        new: TenantId,
+    },
     /// The shared schema's own migrations (only with a shared migrator).
     #[command(skip)]
     Shared(SharedCommand),

@@ -15,8 +15,8 @@ use super::{AdminCli, Exit, Shared, Source};
 use crate::pg::has_sqlstate;
 use crate::printable::{printable, printable_list};
 use crate::{
-    DropConfirmation, DropMode, DropOutcome, Error, MigrateAll, NewTenant, SchemaState,
-    StatusFilter, TenantFleet, TenantReport,
+    DropConfirmation, DropMode, DropOutcome, Error, ImportOptions, MigrateAll, NewTenant,
+    SchemaState, StatusFilter, TenantFleet, TenantReport,
 };
 use tenancy_core::sqlstate::UNDEFINED_TABLE;
 
@@ -90,6 +90,28 @@ pub(super) async fn run<M: MigratorTrait>(
         let _ = fleet.connection().clone().close().await;
     }
     exit
+}
+
+/// A file the command could not open: one line naming it, exit 1.
+fn file_error(
+    err: &mut impl Write,
+    verb: &str,
+    path: &std::path::Path,
+    e: &std::io::Error,
+) -> Exit {
+    let hint = if e.kind() == std::io::ErrorKind::AlreadyExists {
+        "; choose another path or remove it first"
+    } else {
+        ""
+    };
+    output::fail(
+        err,
+        Exit::Failure,
+        &format!(
+            "cannot {verb} {}: {e}{hint}",
+            printable(&path.display().to_string())
+        ),
+    )
 }
 
 /// Connects to `--database-url`, or the exit code and line saying why not.
@@ -253,6 +275,72 @@ impl<M: MigratorTrait> Context<'_, M> {
                     done(out, format!("dropped {dropped} spare schema(s)"))
                 }
             },
+            Command::Export { id, out: path } => {
+                let file = match tokio::fs::File::create_new(&path).await {
+                    Ok(file) => file,
+                    Err(e) => return Ok(file_error(err, "create", &path, &e)),
+                };
+                let mut writer = tokio::io::BufWriter::new(file);
+                match fleet.export_tenant(&id, &mut writer).await {
+                    Ok(summary) => done(
+                        out,
+                        format!(
+                            "exported tenant {id} (schema {}, {} tables, {} bytes) to {}",
+                            summary.schema,
+                            summary.tables,
+                            summary.bytes,
+                            printable(&path.display().to_string())
+                        ),
+                    ),
+                    Err(error) => {
+                        // No half-written file that looks like a backup.
+                        drop(writer);
+                        let _ = tokio::fs::remove_file(&path).await;
+                        return Err(error);
+                    }
+                }
+            }
+            Command::Import {
+                file: path,
+                as_id,
+                no_domain,
+            } => {
+                let file = match tokio::fs::File::open(&path).await {
+                    Ok(file) => file,
+                    Err(e) => return Ok(file_error(err, "read", &path, &e)),
+                };
+                let mut options = ImportOptions::new();
+                if let Some(id) = as_id {
+                    options = options.as_tenant(id);
+                }
+                if no_domain {
+                    options = options.domain(None);
+                }
+                let summary = fleet
+                    .import_tenant(tokio::io::BufReader::new(file), options)
+                    .await?;
+                done(
+                    out,
+                    format!(
+                        "imported tenant {} as {} (schema {}, {} tables, {} rows)",
+                        summary.source,
+                        summary.record.id,
+                        summary.record.schema,
+                        summary.tables,
+                        summary.rows
+                    ),
+                )
+            }
+            Command::Clone { source, new } => {
+                let report = fleet.clone_tenant(&source, &new).await?;
+                done(
+                    out,
+                    format!(
+                        "cloned tenant {source} to {new} (schema {}, {} rows)",
+                        report.import.record.schema, report.import.rows
+                    ),
+                )
+            }
             Command::Shared(SharedCommand::Migrate) => {
                 let Some(shared) = self.shared else {
                     // The parser offers `shared` only with a shared migrator.
