@@ -24,6 +24,15 @@
 //! | `display_name` | `text NOT NULL`        | free text, may be empty                   |
 //! | `domain`       | `text UNIQUE`          | the tenant's host name, lowercase, or NULL |
 //! | `status`       | `text NOT NULL`        | one of [`TenantStatus::as_str`]'s values  |
+//! | `placement`    | `text`                 | NULL: the schema is in this database; else the name of the database the tenant was moved to |
+//! | `moving_to`    | `text`                 | while a move is under way: where to       |
+//! | `status_before_move` | `text`           | while a move is under way: the status to restore |
+//!
+//! The last three belong to `tenancy-migrate`'s moves
+//! (`TenantFleet::move_tenant`) and are not part of a [`TenantRecord`]: a
+//! row with a `placement` stays as the record of where the tenant went
+//! (routing by it is for a later version), and fleet-wide calls of this
+//! database leave it out.
 //!
 //! # Change notifications
 //!
@@ -58,6 +67,13 @@ pub mod columns {
     pub const DOMAIN: &str = "domain";
     /// The lifecycle status.
     pub const STATUS: &str = "status";
+    /// Where the tenant lives: NULL for this database, else the name of
+    /// the database it was moved to.
+    pub const PLACEMENT: &str = "placement";
+    /// While a move is under way, the name of the database it goes to.
+    pub const MOVING_TO: &str = "moving_to";
+    /// While a move is under way, the status the move restores.
+    pub const STATUS_BEFORE_MOVE: &str = "status_before_move";
     /// Every column a [`TenantRecord`](super::TenantRecord) is read from, as a
     /// `SELECT` list.
     ///

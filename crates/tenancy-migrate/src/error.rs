@@ -441,6 +441,43 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    /// The tenant was moved to another database; its row here only records
+    /// where ([`TenantFleet::placement`](crate::TenantFleet::placement)).
+    #[error("tenant {tenant} was moved to the database {placement:?}; manage it there")]
+    TenantMoved {
+        /// The tenant.
+        tenant: TenantId,
+        /// Where it was moved.
+        placement: String,
+    },
+
+    /// A move of the tenant to another placement is under way (started by
+    /// an earlier call that did not finish).
+    #[error(
+        "tenant {tenant} is being moved to {moving_to:?}; finish that move (move_tenant with \
+         placement {moving_to:?}) or cancel it (cancel_move) first"
+    )]
+    MoveInProgress {
+        /// The tenant.
+        tenant: TenantId,
+        /// Where the move under way goes.
+        moving_to: String,
+    },
+
+    /// A move could not be finished safely; nothing was dropped here.
+    #[error(
+        "cannot finish moving tenant {tenant} to {placement:?}: {reason}. Nothing was dropped \
+         here; compare the two copies, then drop the wrong one and retry, or cancel_move"
+    )]
+    MoveConflict {
+        /// The tenant.
+        tenant: TenantId,
+        /// Where it was being moved.
+        placement: String,
+        /// What does not match.
+        reason: String,
+    },
+
     /// Two migrations of one migrator have the same name, so the ledger
     /// cannot tell them apart; nothing was run. Numbers count from 1 in the
     /// migrator's `migrations()` list.

@@ -173,4 +173,4 @@ pub use spares::{SpareMigrations, SpareRefiller, SpareReport, SpareStatus};
 pub use status::{
     FleetStatus, FleetTotals, MigrationStatusReport, SchemaState, TenantMigrationStatus,
 };
-pub use transfer::{CloneReport, ExportSummary, ImportOptions, ImportSummary};
+pub use transfer::{CloneReport, ExportSummary, ImportOptions, ImportSummary, MoveReport};

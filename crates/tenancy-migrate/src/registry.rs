@@ -23,6 +23,7 @@ type RegistryDdl = fn(&RegistryConfig) -> Result<String, Error>;
 const REGISTRY_MIGRATIONS: &[(&str, RegistryDdl)] = &[
     ("0001_create_registry", create_registry),
     ("0002_create_spares", crate::spares::create_spares_table),
+    ("0003_add_placement", add_placement),
 ];
 
 fn create_registry(config: &RegistryConfig) -> Result<String, Error> {
@@ -55,8 +56,24 @@ fn create_registry(config: &RegistryConfig) -> Result<String, Error> {
     ))
 }
 
+/// Where a tenant lives, and a move in progress (see
+/// [`tenancy_core::registry`]'s table): nullable, so existing rows mean
+/// what they meant.
+fn add_placement(config: &RegistryConfig) -> Result<String, Error> {
+    use tenancy_core::registry::columns::{MOVING_TO, PLACEMENT, STATUS_BEFORE_MOVE};
+    Ok(format!(
+        "ALTER TABLE {} ADD COLUMN {PLACEMENT} text, ADD COLUMN {MOVING_TO} text, \
+         ADD COLUMN {STATUS_BEFORE_MOVE} text",
+        config.qualified_table()
+    ))
+}
+
 /// The registry columns a [`TenantRecord`] is read from.
 pub(crate) const RECORD_COLUMNS: &str = tenancy_core::registry::columns::SELECT_LIST;
+
+/// The rows of tenants whose schema is in this database: fleet-wide calls
+/// leave out tenants moved elsewhere (their row only says where they went).
+pub(crate) const HERE: &str = "placement IS NULL";
 
 /// Which tenants [`TenantFleet::list`] returns.
 ///
@@ -226,14 +243,15 @@ impl<M: MigratorTrait> TenantFleet<M> {
             source,
         };
         let table = self.config.registry().qualified_table();
-        let select = format!("SELECT {RECORD_COLUMNS} FROM {table}");
+        // A tenant moved to another database is that database's to manage.
+        let select = format!("SELECT {RECORD_COLUMNS} FROM {table} WHERE {HERE}");
         let statement = match filter {
             StatusFilter::All => {
                 Statement::from_string(DbBackend::Postgres, format!("{select} ORDER BY tenant_id"))
             }
             StatusFilter::Only(status) => Statement::from_sql_and_values(
                 DbBackend::Postgres,
-                format!("{select} WHERE status = $1 ORDER BY tenant_id"),
+                format!("{select} AND status = $1 ORDER BY tenant_id"),
                 [status.as_str().into()],
             ),
         };

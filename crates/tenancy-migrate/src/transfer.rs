@@ -76,11 +76,13 @@ mod clone;
 mod export;
 mod format;
 mod import;
+mod moving;
 mod session;
 
 use tenancy_core::{SchemaName, TenantId, TenantStatus};
 
 pub use clone::CloneReport;
+pub use moving::MoveReport;
 
 #[cfg(doc)]
 use crate::TenantFleet;

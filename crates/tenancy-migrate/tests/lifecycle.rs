@@ -247,7 +247,10 @@ async fn install_is_idempotent_and_creates_the_registry_columns() -> TestResult 
                 "status",
                 "settings",
                 "created_at",
-                "updated_at"
+                "updated_at",
+                "placement",
+                "moving_to",
+                "status_before_move"
             ]
         );
         let versions = strings(
@@ -256,7 +259,14 @@ async fn install_is_idempotent_and_creates_the_registry_columns() -> TestResult 
             vec![],
         )
         .await?;
-        assert_eq!(versions, ["0001_create_registry", "0002_create_spares"]);
+        assert_eq!(
+            versions,
+            [
+                "0001_create_registry",
+                "0002_create_spares",
+                "0003_add_placement"
+            ]
+        );
         Ok(())
     })
     .await
@@ -283,8 +293,40 @@ async fn install_from_concurrent_tasks_creates_the_registry_once() -> TestResult
         vec![],
     )
     .await?;
-    assert_eq!(versions, ["0001_create_registry", "0002_create_spares"]);
+    assert_eq!(
+        versions,
+        [
+            "0001_create_registry",
+            "0002_create_spares",
+            "0003_add_placement"
+        ]
+    );
     finish(db, fleet).await
+}
+
+#[tokio::test]
+async fn install_upgrades_a_registry_made_by_an_earlier_version_keeping_its_rows() -> TestResult {
+    TestDatabase::with(async |_db, conn| -> TestResult {
+        let fleet = installed_fleet(conn).await?;
+        fleet.create(&"acme".parse()?, NewTenant::new()).await?;
+        // As an earlier version left it: no placement columns, no 0003 row.
+        conn.execute_unprepared(
+            "ALTER TABLE public.tenants DROP COLUMN placement, DROP COLUMN moving_to, \
+             DROP COLUMN status_before_move; \
+             DELETE FROM public.tenancy_registry_migrations WHERE version = '0003_add_placement'",
+        )
+        .await?;
+        fleet.install().await?;
+        let placement = strings(
+            conn,
+            "SELECT tenant_id || ':' || coalesce(placement, 'here') FROM public.tenants",
+            vec![],
+        )
+        .await?;
+        assert_eq!(placement, ["acme:here"]);
+        Ok(())
+    })
+    .await
 }
 
 // ---------------------------------------------------------------------------

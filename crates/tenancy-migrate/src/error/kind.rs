@@ -76,7 +76,10 @@ impl Error {
             | Self::Panicked { tenant, .. }
             | Self::ExportUnsupported { tenant, .. }
             | Self::ExportFailed { tenant, .. }
-            | Self::ImportFailed { tenant, .. } => Some(tenant),
+            | Self::ImportFailed { tenant, .. }
+            | Self::TenantMoved { tenant, .. }
+            | Self::MoveInProgress { tenant, .. }
+            | Self::MoveConflict { tenant, .. } => Some(tenant),
             Self::InvalidName(_)
             | Self::Database { .. }
             | Self::CorruptRegistry { .. }
@@ -114,14 +117,17 @@ impl Error {
             Self::TenantExists { .. }
             | Self::SchemaTaken { .. }
             | Self::SchemaExists { .. }
-            | Self::DomainTaken { .. } => ErrorKind::Conflict,
+            | Self::DomainTaken { .. }
+            | Self::MoveInProgress { .. }
+            | Self::MoveConflict { .. } => ErrorKind::Conflict,
             Self::SchemaShared { .. }
             | Self::TenantDeleted { .. }
             | Self::DropNotConfirmed { .. }
             | Self::BehindPooler { .. }
             | Self::RollbackUnsupported { .. }
             | Self::SparesUnsupported { .. }
-            | Self::ExportUnsupported { .. } => ErrorKind::Refused,
+            | Self::ExportUnsupported { .. }
+            | Self::TenantMoved { .. } => ErrorKind::Refused,
             Self::CorruptRegistry { .. } => ErrorKind::Corrupt,
             Self::ProvisioningUnfinished { source, .. } => source.kind(),
             Self::Migration { .. }

@@ -14,7 +14,7 @@ use sea_orm_migration::MigratorTrait;
 use tenancy_core::{TableName, TenantStatus};
 
 use super::{FleetStatus, FleetTotals, SchemaState, TenantMigrationStatus};
-use crate::registry::read_or_set_aside;
+use crate::registry::{HERE, read_or_set_aside};
 use crate::{CorruptRecord, Error, TenantFleet, TenantRecord};
 
 /// Tenant migrations tables read per statement by
@@ -44,7 +44,7 @@ pub(super) async fn read_fleet_status<M: MigratorTrait>(
                      LEFT JOIN pg_catalog.pg_namespace n ON n.nspname = t.schema_name::name \
                      LEFT JOIN pg_catalog.pg_class c \
                        ON c.relnamespace = n.oid AND c.relname = $1::name AND c.relkind = 'r' \
-                     WHERE t.status IS DISTINCT FROM $2 \
+                     WHERE t.status IS DISTINCT FROM $2 AND t.{HERE} \
                      ORDER BY t.tenant_id"
             ),
             [table.as_str().into(), TenantStatus::Deleted.as_str().into()],
