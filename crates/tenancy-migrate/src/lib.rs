@@ -136,6 +136,19 @@
 //! [`migrate_all`](TenantFleet::migrate_all) keeps them current and
 //! [`health`](TenantFleet::health) reports them apart from orphans
 //! ([`SpareStatus`]).
+//!
+//! # One tenant at a time: export, import, clone, move
+//!
+//! [`TenantFleet::export_tenant`] writes a tenant (schema, data, sequence
+//! values, ledger, registry row) to any `AsyncWrite` from one snapshot,
+//! reading the catalog for its schema only, so it stays fast among
+//! thousands of schemas; [`TenantFleet::import_tenant`] makes it again, here
+//! or in another database, under the same or a new id, all or nothing;
+//! [`TenantFleet::clone_tenant`] copies one inside a database; and
+//! [`TenantFleet::move_tenant`] moves one to another database in resumable
+//! steps. A moved tenant's row stays here with its
+//! [`placement`](TenantFleet::placement), and fleet-wide calls here leave it
+//! out. The format and what is carried: [`transfer`].
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod error;
