@@ -136,11 +136,19 @@ async fn in_schema(conn: &DatabaseConnection, schema: &str, sql: &str) -> Result
 }
 
 /// The first column of every row of `sql`, as text, run with the search
-/// path pinned to `schema` alone (so catalog output is unqualified).
+/// path pinned to `schema` alone (so catalog output is unqualified) and the
+/// same output settings whatever the database's defaults (so two databases
+/// print equal values the same).
 async fn texts(conn: &DatabaseConnection, schema: &str, sql: &str) -> Result<Vec<String>, DbErr> {
     let txn = conn.begin().await?;
     let path = SearchPath::strict(SchemaName::new(schema).unwrap());
-    txn.execute_unprepared(&path.set_local_statement()).await?;
+    txn.execute_unprepared(&format!(
+        "{}; SET LOCAL DateStyle TO 'ISO, YMD'; SET LOCAL IntervalStyle TO postgres; \
+         SET LOCAL TimeZone TO 'UTC'; SET LOCAL extra_float_digits TO 3; \
+         SET LOCAL bytea_output TO hex",
+        path.set_local_statement()
+    ))
+    .await?;
     let rows = txn
         .query_all_raw(Statement::from_string(DbBackend::Postgres, sql.to_owned()))
         .await?;
@@ -289,7 +297,19 @@ async fn an_import_into_another_database_is_identical_and_keeps_the_registry_row
         let mut file = Vec::new();
         fleet.export_tenant(&id("acme"), &mut file).await?;
 
+        // The other database reads and prints values differently, and
+        // defaults to repeatable read: the import pins what it needs.
         let other_db = TestDatabase::create().await?;
+        conn.execute_unprepared(&format!(
+            "ALTER DATABASE \"{}\" SET default_transaction_isolation = 'repeatable read'; \
+             ALTER DATABASE \"{0}\" SET DateStyle = 'SQL, DMY'; \
+             ALTER DATABASE \"{0}\" SET IntervalStyle = 'iso_8601'; \
+             ALTER DATABASE \"{0}\" SET TimeZone = 'Pacific/Chatham'; \
+             ALTER DATABASE \"{0}\" SET extra_float_digits = -3; \
+             ALTER DATABASE \"{0}\" SET bytea_output = 'escape'",
+            other_db.name()
+        ))
+        .await?;
         let other = other_db.connect().await?;
         let outcome = async {
             let there = self::fleet(&other).await?;
@@ -298,7 +318,19 @@ async fn an_import_into_another_database_is_identical_and_keeps_the_registry_row
             assert_eq!(imported.record.schema.as_str(), "tenant_acme");
             assert_eq!(imported.record.domain.as_deref(), Some("acme.example.com"));
             assert_eq!(imported.record.status, TenantStatus::Suspended);
-            assert_identical((conn, "tenant_acme"), (&other, "tenant_acme")).await
+            assert_identical((conn, "tenant_acme"), (&other, "tenant_acme")).await?;
+
+            // And back, exported from the database with those defaults
+            // (sqlx pins DateStyle, TimeZone and extra_float_digits when it
+            // connects; the export pins them all again, for any client).
+            let mut back = Vec::new();
+            there.export_tenant(&id("acme"), &mut back).await?;
+            let options = ImportOptions::new().as_tenant(id("acme-back")).domain(None);
+            self::fleet(conn)
+                .await?
+                .import_tenant(&back[..], options)
+                .await?;
+            assert_identical((conn, "tenant_acme"), (conn, "tenant_acme_back")).await
         }
         .await;
         other.close().await?;

@@ -15,7 +15,9 @@ use super::catalog::{read_definition, unsupported_objects};
 use super::format::{
     FORMAT_VERSION, Manifest, TenantMeta, end_section, write_frame, write_head, write_trailer,
 };
-use super::session::{DATA_SETTINGS, db_err, pool_of, record_from_row, set_local_settings};
+use super::session::{
+    DATA_SETTINGS, SettingError, db_err, pool_of, record_from_row, set_local_settings,
+};
 use crate::registry::RECORD_COLUMNS;
 use crate::{Error, TenantFleet};
 
@@ -237,9 +239,19 @@ impl<M: MigratorTrait> TenantFleet<M> {
         .map_err(|e| step("reading the registry")(db_err(e)))?
         .ok_or_else(|| Error::UnknownTenant { tenant: id.clone() })?;
         let record = record_from_row(&row)?;
-        set_local_settings(conn, &SearchPath::strict(record.schema.clone()))
-            .await
-            .map_err(|e| step("pinning the search path")(db_err(e)))?;
+        let settings = DATA_SETTINGS.iter().copied();
+        match set_local_settings(conn, &SearchPath::strict(record.schema.clone()), settings).await {
+            Ok(()) => {}
+            Err(SettingError::Database(e)) => {
+                return Err(step("pinning the session settings")(db_err(e)));
+            }
+            // Only DATA_SETTINGS were passed.
+            Err(SettingError::Unknown(name)) => {
+                return Err(step("pinning the session settings")(
+                    sea_orm::DbErr::Custom(name),
+                ));
+            }
+        }
         let meta = TenantMeta {
             id: record.id.as_str().to_owned(),
             schema: record.schema.as_str().to_owned(),

@@ -14,7 +14,7 @@ use tenancy_core::{AdvisoryLock, SchemaName, SearchPath, TenantId, TenantStatus}
 use tokio::io::AsyncRead;
 
 use super::format::{Manifest, read_frame, read_head, read_trailer};
-use super::session::{db_err, pool_of, record_from_row, set_local_settings};
+use super::session::{SettingError, db_err, pool_of, record_from_row, set_local_settings};
 use super::{ImportOptions, ImportSummary};
 use crate::lifecycle::normalize_domain;
 use crate::pg::has_sqlstate;
@@ -210,9 +210,22 @@ impl<M: MigratorTrait> TenantFleet<M> {
                 step("creating the schema")(err)
             }
         })?;
-        set_local_settings(conn, &SearchPath::strict(target.schema.clone()))
-            .await
-            .map_err(|e| step("pinning the search path")(db_err(e)))?;
+        let settings = manifest
+            .data_settings
+            .iter()
+            .map(|(name, value)| (name.as_str(), value.as_str()));
+        match set_local_settings(conn, &SearchPath::strict(target.schema.clone()), settings).await {
+            Ok(()) => {}
+            Err(SettingError::Database(e)) => {
+                return Err(step("applying the export's session settings")(db_err(e)));
+            }
+            Err(SettingError::Unknown(name)) => {
+                return Err(super::format::invalid(format!(
+                    "its data was written under the setting {name:?}, which this version of \
+                     tenancy does not know: import it with the version that wrote it"
+                )));
+            }
+        }
         let pre_data = manifest.types.iter().map(|t| &t.ddl).chain(
             manifest
                 .sequences

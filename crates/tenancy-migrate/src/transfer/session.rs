@@ -44,20 +44,46 @@ pub(super) fn db_err(err: sqlx::Error) -> DbErr {
     DbErr::Query(RuntimeErr::SqlxError(Arc::new(err)))
 }
 
-/// Pins `path` and [`DATA_SETTINGS`] for the current transaction only.
-pub(super) async fn set_local_settings(
+/// Pins `path` and `settings` for the current transaction only. The export
+/// passes [`DATA_SETTINGS`]; the import passes the manifest's, so data is
+/// read under the settings it was written under even if a later version
+/// writes with others. Only settings named in [`DATA_SETTINGS`] are
+/// accepted, and values are bound (`set_config`), never spliced.
+pub(super) async fn set_local_settings<'a>(
     conn: &mut PgConnection,
     path: &SearchPath,
-) -> Result<(), sqlx::Error> {
-    let mut sql = path.set_local_statement();
-    for (name, value) in DATA_SETTINGS {
-        // Both are constants of this file, not input.
-        sql.push_str(&format!("; SET LOCAL {name} TO '{value}'"));
-    }
-    sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+    settings: impl IntoIterator<Item = (&'a str, &'a str)>,
+) -> Result<(), SettingError> {
+    sqlx::raw_sql(sqlx::AssertSqlSafe(path.set_local_statement()))
         .execute(&mut *conn)
-        .await
-        .map(drop)
+        .await?;
+    for (name, value) in settings {
+        if !DATA_SETTINGS.iter().any(|(known, _)| *known == name) {
+            return Err(SettingError::Unknown(name.to_owned()));
+        }
+        sqlx::query("SELECT set_config($1, $2, true)")
+            .bind(name)
+            .bind(value)
+            .persistent(false)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Why the session could not be set up for the data.
+#[derive(Debug)]
+pub(super) enum SettingError {
+    /// The manifest names a setting this version does not apply.
+    Unknown(String),
+    /// The server refused.
+    Database(sqlx::Error),
+}
+
+impl From<sqlx::Error> for SettingError {
+    fn from(err: sqlx::Error) -> Self {
+        Self::Database(err)
+    }
 }
 
 /// Reads a registry row through sqlx, validated as every other read of it is.
