@@ -491,6 +491,14 @@ async fn an_export_refuses_a_schema_with_objects_it_does_not_carry() -> TestResu
              CREATE FUNCTION touch() RETURNS integer LANGUAGE sql AS 'SELECT 1'",
         )
         .await?;
+        // A trigger whose function lives elsewhere: found through its table.
+        conn.execute_unprepared(
+            "CREATE FUNCTION public.keep() RETURNS trigger LANGUAGE plpgsql \
+             AS 'BEGIN RETURN NEW; END'; \
+             CREATE TRIGGER keep_rows BEFORE INSERT ON tenant_acme.orders \
+             FOR EACH ROW EXECUTE FUNCTION public.keep()",
+        )
+        .await?;
         let mut file = Vec::new();
         let err = fleet
             .export_tenant(&id("acme"), &mut file)
@@ -498,7 +506,14 @@ async fn an_export_refuses_a_schema_with_objects_it_does_not_carry() -> TestResu
             .unwrap_err();
         match &err {
             Error::ExportUnsupported { objects, .. } => {
-                assert_eq!(objects, &["function touch", "view happy_customers"]);
+                assert_eq!(
+                    objects,
+                    &[
+                        "function touch()",
+                        "trigger keep_rows on orders",
+                        "view happy_customers"
+                    ]
+                );
             }
             other => panic!("{other}"),
         }

@@ -1,11 +1,14 @@
 //! Reading one tenant's schema from the catalog, as DDL.
 //!
-//! Every query filters on the schema's OID (`relnamespace`, `typnamespace`,
-//! `connamespace`, …) and reaches the rest through OID joins the catalog
-//! indexes serve, so its cost does not grow with the number of other
-//! tenants' schemas. The `information_schema` views, which `pg_dump` and
-//! most tools use, check privileges on every object of the database and
-//! take seconds among thousands of schemas.
+//! Every query starts from the schema's own entries in `pg_depend` (each
+//! table, sequence, view, type, function … of a schema records a dependency
+//! on it), found through `pg_depend`'s index on the referenced object, and
+//! reaches the rest (columns, indexes, constraints, comments) through the
+//! OID indexes of the other catalogs. No query scans a catalog, so the cost
+//! does not grow with the number of other tenants' schemas: `pg_class`
+//! alone holds some 270,000 rows among 10,000 tenants. The
+//! `information_schema` views, which `pg_dump` and most tools use, check
+//! privileges on every object of the database instead.
 //!
 //! The DDL is rendered by the server (`pg_get_constraintdef`,
 //! `pg_get_indexdef`, `pg_get_expr`, `format_type`, `format('%I', …)`,
@@ -19,48 +22,62 @@ use sea_orm::sqlx::{self, Row};
 
 use super::format::{Definition, SequenceDef, TableDef};
 
+/// The relations of the schema (`c`), through `pg_depend`'s index. Indexes
+/// record no dependency on their schema, only on their table.
+const REL_IN_SCHEMA: &str = "c.oid IN (SELECT d.objid FROM pg_catalog.pg_depend d
+    WHERE d.refclassid = 'pg_catalog.pg_namespace'::regclass AND d.refobjid = $1
+      AND d.classid = 'pg_catalog.pg_class'::regclass AND d.deptype = 'n')
+  AND c.relnamespace = $1";
+
+/// The types of the schema (`t`) made on their own (enums, domains,
+/// composite and range types); a table's row type and array types depend on
+/// their table or element type instead.
+const TYPE_IN_SCHEMA: &str = "t.oid IN (SELECT d.objid FROM pg_catalog.pg_depend d
+    WHERE d.refclassid = 'pg_catalog.pg_namespace'::regclass AND d.refobjid = $1
+      AND d.classid = 'pg_catalog.pg_type'::regclass AND d.deptype = 'n')
+  AND t.typnamespace = $1";
+
 /// What the export does not carry, one row per object, so it refuses the
 /// tenant instead of leaving something behind silently.
-const UNSUPPORTED: &str = "
-SELECT kind || ' ' || name AS object FROM (
-    SELECT CASE c.relkind WHEN 'v' THEN 'view' WHEN 'm' THEN 'materialized view'
-               WHEN 'p' THEN 'partitioned table' WHEN 'f' THEN 'foreign table' END AS kind,
-           quote_ident(c.relname) AS name
-      FROM pg_class c WHERE c.relnamespace = $1 AND c.relkind IN ('v', 'm', 'p', 'f')
+fn unsupported_sql() -> String {
+    format!(
+        "
+SELECT object FROM (
+    -- Anything else in the schema: functions, procedures, aggregates,
+    -- operators, collations, text search objects, conversions, statistics …
+    SELECT pg_describe_object(d.classid, d.objid, 0) AS object
+      FROM pg_catalog.pg_depend d
+     WHERE d.refclassid = 'pg_catalog.pg_namespace'::regclass AND d.refobjid = $1
+       AND d.deptype = 'n'
+       AND d.classid NOT IN ('pg_catalog.pg_class'::regclass, 'pg_catalog.pg_type'::regclass)
     UNION ALL
-    SELECT 'table (partition or inheritance child)', quote_ident(c.relname)
-      FROM pg_class c JOIN pg_inherits i ON i.inhrelid = c.oid WHERE c.relnamespace = $1
+    SELECT CASE c.relkind WHEN 'v' THEN 'view ' WHEN 'm' THEN 'materialized view '
+                          WHEN 'p' THEN 'partitioned table ' WHEN 'f' THEN 'foreign table '
+                          ELSE 'relation ' END || quote_ident(c.relname)
+      FROM pg_catalog.pg_class c WHERE {REL_IN_SCHEMA} AND c.relkind NOT IN ('r', 'S')
     UNION ALL
-    SELECT CASE p.prokind WHEN 'p' THEN 'procedure' WHEN 'a' THEN 'aggregate' ELSE 'function' END,
-           quote_ident(p.proname)
-      FROM pg_proc p WHERE p.pronamespace = $1
+    SELECT CASE t.typtype WHEN 'r' THEN 'range type ' WHEN 'm' THEN 'multirange type '
+                          ELSE 'base type ' END || quote_ident(t.typname)
+      FROM pg_catalog.pg_type t WHERE {TYPE_IN_SCHEMA} AND t.typtype NOT IN ('e', 'd', 'c')
     UNION ALL
-    SELECT 'trigger', quote_ident(t.tgname) || ' on ' || quote_ident(c.relname)
-      FROM pg_class c JOIN pg_trigger t ON t.tgrelid = c.oid
-     WHERE c.relnamespace = $1 AND NOT t.tgisinternal
+    SELECT 'table (partition or inheritance child) ' || quote_ident(c.relname)
+      FROM pg_catalog.pg_class c JOIN pg_catalog.pg_inherits i ON i.inhrelid = c.oid
+     WHERE {REL_IN_SCHEMA}
     UNION ALL
-    SELECT 'rule', quote_ident(r.rulename) || ' on ' || quote_ident(c.relname)
-      FROM pg_class c JOIN pg_rewrite r ON r.ev_class = c.oid
-     WHERE c.relnamespace = $1 AND c.relkind = 'r'
+    SELECT 'trigger ' || quote_ident(t.tgname) || ' on ' || quote_ident(c.relname)
+      FROM pg_catalog.pg_class c JOIN pg_catalog.pg_trigger t ON t.tgrelid = c.oid
+     WHERE {REL_IN_SCHEMA} AND NOT t.tgisinternal
     UNION ALL
-    SELECT 'row security policy', quote_ident(p.polname) || ' on ' || quote_ident(c.relname)
-      FROM pg_class c JOIN pg_policy p ON p.polrelid = c.oid WHERE c.relnamespace = $1
+    SELECT 'rule ' || quote_ident(r.rulename) || ' on ' || quote_ident(c.relname)
+      FROM pg_catalog.pg_class c JOIN pg_catalog.pg_rewrite r ON r.ev_class = c.oid
+     WHERE {REL_IN_SCHEMA} AND c.relkind = 'r'
     UNION ALL
-    SELECT CASE t.typtype WHEN 'r' THEN 'range type' WHEN 'm' THEN 'multirange type'
-               ELSE 'base type' END, quote_ident(t.typname)
-      FROM pg_type t WHERE t.typnamespace = $1 AND t.typtype IN ('r', 'm', 'b')
-       AND t.typelem = 0
-    UNION ALL
-    SELECT 'statistics object', quote_ident(s.stxname)
-      FROM pg_statistic_ext s WHERE s.stxnamespace = $1
-    UNION ALL
-    SELECT 'collation', quote_ident(c.collname) FROM pg_collation c WHERE c.collnamespace = $1
-    UNION ALL
-    SELECT 'operator', o.oprname FROM pg_operator o WHERE o.oprnamespace = $1
-    UNION ALL
-    SELECT 'text search object', quote_ident(c.cfgname)
-      FROM pg_ts_config c WHERE c.cfgnamespace = $1
-) unsupported ORDER BY 1";
+    SELECT 'row security policy ' || quote_ident(p.polname) || ' on ' || quote_ident(c.relname)
+      FROM pg_catalog.pg_class c JOIN pg_catalog.pg_policy p ON p.polrelid = c.oid
+     WHERE {REL_IN_SCHEMA}
+) unsupported ORDER BY 1"
+    )
+}
 
 /// A column's collation clause, when it differs from its type's default.
 const COLLATE: &str = "CASE WHEN a.attcollation <> 0 AND a.attcollation <> ty.typcollation
@@ -93,9 +110,7 @@ SELECT t.typname::text AS name,
                WHERE a.attrelid = t.typrelid AND a.attnum > 0 AND NOT a.attisdropped))
        END AS ddl
   FROM pg_type t
- WHERE t.typnamespace = $1
-   AND (t.typtype IN ('e', 'd')
-        OR (t.typtype = 'c' AND (SELECT c.relkind FROM pg_class c WHERE c.oid = t.typrelid) = 'c'))
+ WHERE {TYPE_IN_SCHEMA} AND t.typtype IN ('e', 'd', 'c')
  ORDER BY t.oid"
     )
 }
@@ -127,7 +142,7 @@ SELECT c.relname::text AS name,
          WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'a'
            AND d.refclassid = 'pg_class'::regclass AND d.refobjsubid > 0) AS owned_by
   FROM pg_class c JOIN pg_sequence s ON s.seqrelid = c.oid
- WHERE c.relnamespace = $1 AND c.relkind = 'S'
+ WHERE {REL_IN_SCHEMA} AND c.relkind = 'S'
  ORDER BY c.relname"
     )
 }
@@ -165,7 +180,7 @@ SELECT c.relname::text AS name,
   LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
   LEFT JOIN pg_type ty ON ty.oid = a.atttypid
   LEFT JOIN pg_attrdef ad ON ad.adrelid = c.oid AND ad.adnum = a.attnum
- WHERE c.relnamespace = $1 AND c.relkind = 'r'
+ WHERE {REL_IN_SCHEMA} AND c.relkind = 'r'
  GROUP BY c.oid, c.relname, c.relpersistence
  ORDER BY c.relname"
     )
@@ -173,45 +188,49 @@ SELECT c.relname::text AS name,
 
 /// Constraints (foreign keys last: they need every key in place), indexes
 /// that back no constraint, then comments.
-const POST_DATA_SQL: &str = "
+fn post_data_sql() -> String {
+    format!(
+        "
+WITH tables AS (SELECT c.oid, c.relname FROM pg_class c WHERE {REL_IN_SCHEMA} AND c.relkind = 'r'),
+     sequences AS (SELECT c.oid, c.relname FROM pg_class c WHERE {REL_IN_SCHEMA} AND c.relkind = 'S'),
+     indexes AS (SELECT ic.oid, ic.relname, i.indrelid FROM tables c
+                   JOIN pg_index i ON i.indrelid = c.oid JOIN pg_class ic ON ic.oid = i.indexrelid),
+     types AS (SELECT t.oid, t.typname, t.typtype FROM pg_type t WHERE {TYPE_IN_SCHEMA})
 SELECT ddl FROM (
     SELECT 1 AS step, con.contype = 'f' AS late, c.relname::text AS rel, con.conname::text AS name,
            format('ALTER TABLE %I ADD CONSTRAINT %I %s', c.relname, con.conname,
                   pg_get_constraintdef(con.oid, true)) AS ddl
-      FROM pg_constraint con JOIN pg_class c ON c.oid = con.conrelid
-     WHERE con.connamespace = $1 AND c.relkind = 'r' AND con.contype IN ('p', 'u', 'c', 'x', 'f')
+      FROM tables c JOIN pg_constraint con ON con.conrelid = c.oid
+     WHERE con.contype IN ('p', 'u', 'c', 'x', 'f')
     UNION ALL
-    SELECT 2, false, c.relname::text, ic.relname::text, pg_get_indexdef(i.indexrelid, 0, true)
-      FROM pg_class c JOIN pg_index i ON i.indrelid = c.oid JOIN pg_class ic ON ic.oid = i.indexrelid
-     WHERE c.relnamespace = $1 AND c.relkind = 'r'
-       AND NOT EXISTS (SELECT 1 FROM pg_constraint con
-                        WHERE con.conrelid = c.oid AND con.conindid = i.indexrelid
+    SELECT 2, false, c.relname::text, i.relname::text, pg_get_indexdef(i.oid, 0, true)
+      FROM tables c JOIN indexes i ON i.indrelid = c.oid
+     WHERE NOT EXISTS (SELECT 1 FROM pg_constraint con
+                        WHERE con.conrelid = c.oid AND con.conindid = i.oid
                           AND con.contype IN ('p', 'u', 'x'))
     UNION ALL
     SELECT 3, false, c.relname::text, coalesce(a.attname::text, ''),
            CASE WHEN d.objsubid > 0
                 THEN format('COMMENT ON COLUMN %I.%I IS %L', c.relname, a.attname, d.description)
-                ELSE format('COMMENT ON %s %I IS %L',
-                            CASE c.relkind WHEN 'r' THEN 'TABLE' WHEN 'S' THEN 'SEQUENCE'
-                                           ELSE 'INDEX' END,
-                            c.relname, d.description) END
-      FROM pg_class c
+                ELSE format('COMMENT ON %s %I IS %L', c.kind, c.relname, d.description) END
+      FROM (SELECT oid, relname, 'TABLE' AS kind FROM tables
+            UNION ALL SELECT oid, relname, 'SEQUENCE' FROM sequences
+            UNION ALL SELECT oid, relname, 'INDEX' FROM indexes) c
       JOIN pg_description d ON d.objoid = c.oid AND d.classoid = 'pg_class'::regclass
       LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = d.objsubid AND d.objsubid > 0
-     WHERE c.relnamespace = $1 AND c.relkind IN ('r', 'S', 'i')
     UNION ALL
     SELECT 3, false, '', t.typname::text,
            format('COMMENT ON %s %I IS %L', CASE t.typtype WHEN 'd' THEN 'DOMAIN' ELSE 'TYPE' END,
                   t.typname, d.description)
-      FROM pg_type t JOIN pg_description d ON d.objoid = t.oid AND d.classoid = 'pg_type'::regclass
-     WHERE t.typnamespace = $1
+      FROM types t JOIN pg_description d ON d.objoid = t.oid AND d.classoid = 'pg_type'::regclass
     UNION ALL
     SELECT 3, false, c.relname::text, con.conname::text,
            format('COMMENT ON CONSTRAINT %I ON %I IS %L', con.conname, c.relname, d.description)
-      FROM pg_constraint con JOIN pg_class c ON c.oid = con.conrelid
+      FROM tables c JOIN pg_constraint con ON con.conrelid = c.oid
       JOIN pg_description d ON d.objoid = con.oid AND d.classoid = 'pg_constraint'::regclass
-     WHERE con.connamespace = $1
-) post ORDER BY step, late, rel, name";
+) post ORDER BY step, late, rel, name"
+    )
+}
 
 /// The catalog part of an export.
 pub(super) struct SchemaDefinition {
@@ -227,7 +246,7 @@ pub(super) async fn unsupported_objects(
     conn: &mut PgConnection,
     namespace: Oid,
 ) -> Result<Vec<String>, sqlx::Error> {
-    sqlx::query(UNSUPPORTED)
+    sqlx::query(sqlx::AssertSqlSafe(unsupported_sql()))
         .bind(namespace)
         .persistent(false)
         .fetch_all(&mut *conn)
@@ -287,7 +306,7 @@ pub(super) async fn read_definition(
             })
         })
         .collect::<Result<_, sqlx::Error>>()?;
-    for row in sqlx::query(POST_DATA_SQL)
+    for row in sqlx::query(sqlx::AssertSqlSafe(post_data_sql()))
         .bind(namespace)
         .persistent(false)
         .fetch_all(&mut *conn)

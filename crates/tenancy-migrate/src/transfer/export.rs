@@ -16,7 +16,7 @@ use super::format::{
     FORMAT_VERSION, Manifest, TenantMeta, end_section, write_frame, write_head, write_trailer,
 };
 use super::session::{
-    DATA_SETTINGS, SettingError, db_err, pool_of, record_from_row, set_local_settings,
+    DATA_SETTINGS, Session, SettingError, db_err, pool_of, record_from_row, set_local_settings,
 };
 use crate::registry::RECORD_COLUMNS;
 use crate::{Error, TenantFleet};
@@ -74,17 +74,18 @@ impl<M: MigratorTrait> TenantFleet<M> {
     ) -> Result<ExportSummary, Error> {
         self.ensure_direct().await?;
         let pool = pool_of(&self.conn).map_err(export_err(id, "connecting"))?;
-        let mut conn = pool
-            .acquire()
+        let mut session = Session::acquire(pool)
             .await
             .map_err(|e| export_err(id, "connecting")(db_err(e)))?;
-        let result = self.export_on(&mut conn, id, &mut out).await;
-        // The transaction is read only: ending it cannot lose anything, and
-        // an export that failed halfway must not leave it open on a pooled
-        // connection.
-        if let Err(err) = sqlx::raw_sql("ROLLBACK").execute(&mut *conn).await {
+        let result = self.export_on(session.conn(), id, &mut out).await;
+        // The transaction is read only: ending it cannot lose anything. A
+        // failed export is not ended but its connection closed (the session
+        // does it on drop): a COPY cut short would otherwise have to be
+        // read to its end first.
+        if result.is_ok()
+            && let Err(err) = session.end("ROLLBACK").await
+        {
             tracing::debug!(tenant = %id, "ending the export transaction: {err}");
-            conn.close_on_drop();
         }
         result
     }

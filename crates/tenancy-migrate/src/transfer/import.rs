@@ -14,7 +14,7 @@ use tenancy_core::{AdvisoryLock, SchemaName, SearchPath, TenantId, TenantStatus}
 use tokio::io::AsyncRead;
 
 use super::format::{Manifest, read_frame, read_head, read_trailer};
-use super::session::{SettingError, db_err, pool_of, record_from_row, set_local_settings};
+use super::session::{Session, SettingError, db_err, pool_of, record_from_row, set_local_settings};
 use super::{ImportOptions, ImportSummary};
 use crate::lifecycle::normalize_domain;
 use crate::pg::has_sqlstate;
@@ -98,17 +98,16 @@ impl<M: MigratorTrait> TenantFleet<M> {
             .map_err(|e| super::format::invalid(format!("its tenant id is unusable: {e}")))?;
         let target = self.import_target(&manifest, &source, options)?;
         let pool = pool_of(&self.conn).map_err(import_err(&target.id, "connecting"))?;
-        let mut pooled = pool
-            .acquire()
+        let mut session = Session::acquire(pool)
             .await
             .map_err(|e| import_err(&target.id, "connecting")(db_err(e)))?;
         let result = self
-            .import_on(&mut pooled, &manifest, &target, &mut input)
+            .import_on(session.conn(), &manifest, &target, &mut input)
             .await;
         match result {
             Ok((record, rows)) => {
-                sqlx::raw_sql("COMMIT")
-                    .execute(&mut *pooled)
+                session
+                    .end("COMMIT")
                     .await
                     .map_err(|e| import_err(&target.id, "committing")(db_err(e)))?;
                 self.registry.invalidate(&target.id);
@@ -121,9 +120,10 @@ impl<M: MigratorTrait> TenantFleet<M> {
                 })
             }
             Err(err) => {
-                if let Err(rollback) = sqlx::raw_sql("ROLLBACK").execute(&mut *pooled).await {
+                // If the rollback fails, the session closes the connection,
+                // which ends the transaction all the same.
+                if let Err(rollback) = session.end("ROLLBACK").await {
                     tracing::warn!(tenant = %target.id, "rolling back an import failed: {rollback}");
-                    pooled.close_on_drop();
                 }
                 Err(self.refine_registry_error(&target, err).await)
             }

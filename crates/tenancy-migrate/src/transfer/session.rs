@@ -6,7 +6,8 @@
 
 use std::sync::Arc;
 
-use sea_orm::sqlx::postgres::{PgConnection, PgPool, PgRow};
+use sea_orm::sqlx::pool::PoolConnection;
+use sea_orm::sqlx::postgres::{PgConnection, PgPool, PgRow, Postgres};
 use sea_orm::sqlx::{self, Row};
 use sea_orm::{DatabaseConnection, DatabaseConnectionType, DbErr, RuntimeErr};
 use tenancy_core::SearchPath;
@@ -36,6 +37,43 @@ pub(super) fn pool_of(conn: &DatabaseConnection) -> Result<&PgPool, DbErr> {
             "export and import need a PostgreSQL connection pool (sea-orm's sqlx-postgres)"
                 .to_owned(),
         )))
+    }
+}
+
+/// The pooled connection of one export or import. If the call is
+/// cancelled (its future dropped) inside its transaction, the connection
+/// is closed instead of going back to the pool with the transaction open.
+pub(super) struct Session {
+    conn: PoolConnection<Postgres>,
+    ended: bool,
+}
+
+impl Session {
+    pub(super) async fn acquire(pool: &PgPool) -> Result<Self, sqlx::Error> {
+        Ok(Self {
+            conn: pool.acquire().await?,
+            ended: false,
+        })
+    }
+
+    pub(super) fn conn(&mut self) -> &mut PgConnection {
+        &mut self.conn
+    }
+
+    /// Ends the transaction with `COMMIT` or `ROLLBACK`; once that has
+    /// succeeded the connection may go back to the pool.
+    pub(super) async fn end(&mut self, statement: &'static str) -> Result<(), sqlx::Error> {
+        sqlx::raw_sql(statement).execute(&mut *self.conn).await?;
+        self.ended = true;
+        Ok(())
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        if !self.ended {
+            self.conn.close_on_drop();
+        }
     }
 }
 
