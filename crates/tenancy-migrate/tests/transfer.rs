@@ -480,6 +480,28 @@ async fn a_clone_is_identical_and_independent() -> TestResult {
 }
 
 #[tokio::test]
+async fn a_clone_on_a_pool_of_one_connection_is_refused_at_once() -> TestResult {
+    TestDatabase::with(async |db, conn| -> TestResult {
+        fleet(conn)
+            .await?
+            .create(&id("acme"), NewTenant::new())
+            .await?;
+        let mut options = db.connect_options();
+        options.max_connections(1);
+        let single = sea_orm::Database::connect(options).await?;
+        let err = TenantFleet::<Migrator>::new(single.clone())
+            .clone_tenant(&id("acme"), &id("copy"))
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("two connections"), "{err}");
+        assert_eq!(traces(conn, "copy", "tenant_copy").await?, 0);
+        single.close().await?;
+        Ok(())
+    })
+    .await
+}
+
+#[tokio::test]
 async fn an_export_refuses_a_schema_with_objects_it_does_not_carry() -> TestResult {
     TestDatabase::with(async |_db, conn| -> TestResult {
         let fleet = fleet(conn).await?;

@@ -1,9 +1,11 @@
 //! Cloning a tenant inside one database: the export streamed straight into
 //! the import, through memory, with no file in between.
 
+use sea_orm::{DbErr, RuntimeErr};
 use sea_orm_migration::MigratorTrait;
 use tenancy_core::TenantId;
 
+use super::session::pool_of;
 use super::{ExportSummary, ImportOptions, ImportSummary};
 use crate::{Error, TenantFleet};
 
@@ -65,12 +67,29 @@ impl<M: MigratorTrait> TenantFleet<M> {
     /// # Errors
     /// Those of [`export_tenant`](Self::export_tenant) for `source` and of
     /// [`import_tenant`](Self::import_tenant) for `new`; the first failure
-    /// is reported, and nothing of `new` is left behind.
+    /// is reported, and nothing of `new` is left behind. On a pool of one
+    /// connection, [`Error::Tenant`] at once, saying so.
     pub async fn clone_tenant(
         &self,
         source: &TenantId,
         new: &TenantId,
     ) -> Result<CloneReport, Error> {
+        // Export and import each hold a connection for the whole copy: with
+        // one, the second would wait for the pool's acquire timeout.
+        let one = |message: String| Error::Tenant {
+            tenant: source.clone(),
+            source: DbErr::Conn(RuntimeErr::Internal(message)),
+        };
+        let max = pool_of(&self.conn)
+            .map_err(|e| one(e.to_string()))?
+            .options()
+            .get_max_connections();
+        if max < 2 {
+            return Err(one(format!(
+                "cloning needs two connections at once (one exporting, one importing) and the \
+                 fleet's pool allows {max}; raise its max_connections"
+            )));
+        }
         let (writer, reader) = tokio::io::duplex(PIPE_BUFFER);
         let options = ImportOptions::new().as_tenant(new.clone()).domain(None);
         let export = async move {
