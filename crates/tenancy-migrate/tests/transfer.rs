@@ -55,6 +55,10 @@ ALTER TABLE orders DROP COLUMN gone;
 CREATE UNIQUE INDEX orders_ref_key ON orders (ref) WHERE ref IS NOT NULL;
 CREATE INDEX orders_lower_note ON orders (lower(note));
 COMMENT ON INDEX orders_lower_note IS 'case-insensitive search';
+-- Names that need quoting everywhere, and a keyword.
+CREATE TABLE "Odd ""quoted"" Table" ("Mixed Case" text DEFAULT 'it''s', "select" integer PRIMARY KEY);
+CREATE INDEX "Odd index" ON "Odd ""quoted"" Table" (lower("Mixed Case"));
+COMMENT ON COLUMN "Odd ""quoted"" Table"."select" IS 'a keyword';
 CREATE TABLE order_lines (
     order_id integer NOT NULL REFERENCES orders (id),
     line smallint NOT NULL,
@@ -87,6 +91,7 @@ INSERT INTO orders (customer_id) VALUES (1);
 DELETE FROM orders WHERE id = 4;
 SELECT nextval('invoice_no');
 INSERT INTO order_lines VALUES (1, 1, 2), (1, 2, 5), (3, 1, 1);
+INSERT INTO "Odd ""quoted"" Table" VALUES ('Tab\there', 1);
 "#;
 
 struct Rich;
@@ -197,18 +202,25 @@ async fn all_rows(conn: &DatabaseConnection, schema: &str) -> Result<Vec<String>
     let tables = texts(
         conn,
         schema,
-        "SELECT relname::text FROM pg_class WHERE relnamespace = current_schema()::regnamespace \
+        "SELECT quote_ident(relname) FROM pg_class WHERE relnamespace = current_schema()::regnamespace \
          AND relkind = 'r' ORDER BY relname COLLATE \"C\"",
     )
     .await?;
     let mut rows = Vec::new();
     for table in tables {
+        // `table` was quoted by the server.
         let sql = format!(
-            "SELECT format('%s: %s', '{table}', t::text) FROM {table} t ORDER BY t::text COLLATE \"C\""
+            "SELECT format('%s: %s', {}, t::text) FROM {table} t ORDER BY t::text COLLATE \"C\"",
+            literal(&table)
         );
         rows.extend(texts(conn, schema, &sql).await?);
     }
     Ok(rows)
+}
+
+/// `text` as a SQL string literal (test data only).
+fn literal(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
 }
 
 /// Asserts that two schemas hold the same catalog entries and rows.
@@ -221,7 +233,7 @@ async fn assert_identical(
     assert!(a_catalog.len() > 60, "{a_catalog:#?}");
     assert_eq!(a_catalog, b_catalog);
     let a_rows = all_rows(a_conn, a).await?;
-    assert_eq!(a_rows.len(), 10, "{a_rows:#?}"); // 3 customers, 3 orders, 3 lines, 1 ledger row
+    assert_eq!(a_rows.len(), 11, "{a_rows:#?}"); // 3 customers, 3 orders, 3 lines, 1 odd, 1 ledger row
     assert_eq!(a_rows, all_rows(b_conn, b).await?);
     Ok(())
 }
@@ -249,7 +261,7 @@ async fn an_import_beside_the_original_is_identical_row_by_row_and_in_the_catalo
 
         let mut file = Vec::new();
         let exported = fleet.export_tenant(&id("acme"), &mut file).await?;
-        assert_eq!(exported.tables, 4); // three tables and the ledger
+        assert_eq!(exported.tables, 5); // four tables and the ledger
         assert_eq!(exported.bytes, file.len() as u64);
 
         let imported = fleet
@@ -263,7 +275,7 @@ async fn an_import_beside_the_original_is_identical_row_by_row_and_in_the_catalo
         assert_eq!(imported.record.display_name, "Acme \"Corp\"");
         assert_eq!(imported.record.status, TenantStatus::Suspended);
         assert_eq!(imported.record.domain, None);
-        assert_eq!(imported.rows, 10);
+        assert_eq!(imported.rows, 11);
 
         assert_identical((conn, "tenant_acme"), (conn, "tenant_acme_copy")).await?;
 
