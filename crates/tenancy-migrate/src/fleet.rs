@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::marker::PhantomData;
+use std::sync::Arc;
 
 use sea_orm::DatabaseConnection;
 use sea_orm_migration::MigratorTrait;
@@ -9,6 +10,7 @@ use tenancy_core::{SchemaNaming, SharedSchema};
 use tenancy_sea_orm::{RegistryConfig, TenantRegistry};
 
 use crate::Error;
+use crate::lifecycle_events::{LifecycleEvent, LifecycleHandler};
 use crate::pooler::DirectCheck;
 
 /// Where the registry lives, how tenant ids map to schemas, what follows a
@@ -26,6 +28,8 @@ pub struct FleetConfig {
     shared: Vec<SharedSchema>,
     concurrency: usize,
     spare_pool: bool,
+    audit: bool,
+    actor: Option<String>,
 }
 
 impl Default for FleetConfig {
@@ -36,6 +40,8 @@ impl Default for FleetConfig {
             shared: vec![SharedSchema::public()],
             concurrency: Self::DEFAULT_CONCURRENCY,
             spare_pool: false,
+            audit: false,
+            actor: None,
         }
     }
 }
@@ -128,6 +134,66 @@ impl FleetConfig {
         self.spare_pool
     }
 
+    /// Records every lifecycle change (create, adopt, suspend, resume,
+    /// rename, domain change, drop, each tenant's migrations) in the audit
+    /// table beside the registry (`public.tenants_audit` by default, created
+    /// by [`TenantFleet::install`]), in the same transaction as the change,
+    /// and every failed attempt after its rollback. Off by default.
+    ///
+    /// Rows: `id`, `at` (the server's transaction time), `actor` (see
+    /// [`with_actor`](Self::with_actor)), `action`
+    /// ([`LifecycleAction::as_str`](crate::LifecycleAction::as_str)),
+    /// `tenant_id`, `detail` (jsonb: schema, before/after values, migrations
+    /// applied, or the error), `outcome` (`succeeded` or `failed`). A
+    /// `failed` row is written after the failed call rolled back, best
+    /// effort; a commit lost with its connection may leave a `failed` row
+    /// beside the `succeeded` one it wrote, which is the proof.
+    ///
+    /// ```
+    /// use tenancy::migrate::FleetConfig;
+    /// assert!(FleetConfig::default().with_audit(true).audit());
+    /// ```
+    #[must_use]
+    pub fn with_audit(mut self, audit: bool) -> Self {
+        self.audit = audit;
+        self
+    }
+
+    /// Who the audit table names as the actor of this fleet's changes (a
+    /// user, a service); without it, the database role (`current_user`).
+    /// For one call on behalf of someone, see [`TenantFleet::as_actor`].
+    ///
+    /// ```
+    /// use tenancy::migrate::FleetConfig;
+    /// let config = FleetConfig::default().with_audit(true).with_actor("deploy-bot");
+    /// assert_eq!(config.actor(), Some("deploy-bot"));
+    /// ```
+    #[must_use]
+    pub fn with_actor(mut self, actor: impl Into<String>) -> Self {
+        self.actor = Some(actor.into());
+        self
+    }
+
+    /// Whether lifecycle changes are audited.
+    ///
+    /// ```
+    /// assert!(!tenancy::migrate::FleetConfig::default().audit());
+    /// ```
+    #[must_use]
+    pub fn audit(&self) -> bool {
+        self.audit
+    }
+
+    /// The actor audit rows name, if set.
+    ///
+    /// ```
+    /// assert_eq!(tenancy::migrate::FleetConfig::default().actor(), None);
+    /// ```
+    #[must_use]
+    pub fn actor(&self) -> Option<&str> {
+        self.actor.as_deref()
+    }
+
     /// The registry configuration.
     ///
     /// ```
@@ -205,6 +271,8 @@ pub struct TenantFleet<M> {
     migrator: PhantomData<fn() -> M>,
     /// Fleet operations refuse a transaction-mode pooler (see `pooler`).
     direct: DirectCheck,
+    /// Told every lifecycle change after it commits.
+    pub(crate) lifecycle: Arc<[LifecycleHandler]>,
 }
 
 impl<M: MigratorTrait> TenantFleet<M> {
@@ -247,6 +315,7 @@ impl<M: MigratorTrait> TenantFleet<M> {
             config,
             migrator: PhantomData,
             direct: DirectCheck::default(),
+            lifecycle: Arc::new([]),
         }
     }
 
@@ -290,6 +359,82 @@ impl<M: MigratorTrait> TenantFleet<M> {
         self.config = self.config.with_registry(registry.config().clone());
         self.registry = registry;
         self
+    }
+
+    /// Adds a handler told every lifecycle change of this fleet (and of its
+    /// clones made afterwards) once it has committed: see
+    /// [`LifecycleEvent`] for what is told when. Handlers run in the order
+    /// added, before the call returns.
+    ///
+    /// ```
+    /// use std::sync::{Arc, Mutex};
+    /// use tenancy::migrate::{LifecycleAction, NewTenant, TenantFleet};
+    /// # use sea_orm_migration::{MigrationTrait, MigratorTrait};
+    /// # struct TenantMigrator;
+    /// # impl MigratorTrait for TenantMigrator {
+    /// #     fn migrations() -> Vec<Box<dyn MigrationTrait>> { Vec::new() }
+    /// # }
+    /// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let test_db = tenancy_testing::TestDatabase::create().await?;
+    /// # let conn = test_db.connect().await?;
+    /// let seen = Arc::new(Mutex::new(Vec::new()));
+    /// let log = Arc::clone(&seen);
+    /// let fleet = TenantFleet::<TenantMigrator>::new(conn.clone()).on_lifecycle(move |event| {
+    ///     log.lock().unwrap().push((event.action(), event.tenant().clone()));
+    /// });
+    /// fleet.install().await?;
+    /// let acme = "acme".parse()?;
+    /// fleet.create(&acme, NewTenant::new()).await?;
+    /// fleet.suspend(&acme).await?;
+    /// assert_eq!(
+    ///     *seen.lock().unwrap(),
+    ///     [(LifecycleAction::Created, acme.clone()), (LifecycleAction::Suspended, acme)]
+    /// );
+    /// # conn.close().await?;
+    /// # test_db.close().await?;
+    /// # Ok(()) }
+    /// ```
+    #[must_use]
+    pub fn on_lifecycle(
+        mut self,
+        handler: impl Fn(&LifecycleEvent<'_>) + Send + Sync + 'static,
+    ) -> Self {
+        let mut handlers = self.lifecycle.to_vec();
+        handlers.push(Arc::new(handler));
+        self.lifecycle = handlers.into();
+        self
+    }
+
+    /// This fleet acting on behalf of `actor`: the audit rows of calls made
+    /// through the returned handle name it (see
+    /// [`FleetConfig::with_actor`]). Cheap: it shares the connection pool,
+    /// registry cache and handlers.
+    ///
+    /// ```
+    /// use tenancy::migrate::{FleetConfig, NewTenant, TenantFleet};
+    /// # use sea_orm_migration::{MigrationTrait, MigratorTrait};
+    /// # struct TenantMigrator;
+    /// # impl MigratorTrait for TenantMigrator {
+    /// #     fn migrations() -> Vec<Box<dyn MigrationTrait>> { Vec::new() }
+    /// # }
+    /// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let test_db = tenancy_testing::TestDatabase::create().await?;
+    /// # let conn = test_db.connect().await?;
+    /// let config = FleetConfig::default().with_audit(true);
+    /// let fleet = TenantFleet::<TenantMigrator>::with_config(conn.clone(), config);
+    /// fleet.install().await?;
+    /// let acme = "acme".parse()?;
+    /// fleet.as_actor("alice@example.com").create(&acme, NewTenant::new()).await?;
+    /// // public.tenants_audit: (actor 'alice@example.com', action 'created', tenant_id 'acme', ...)
+    /// # conn.close().await?;
+    /// # test_db.close().await?;
+    /// # Ok(()) }
+    /// ```
+    #[must_use]
+    pub fn as_actor(&self, actor: impl Into<String>) -> Self {
+        let mut fleet = self.clone();
+        fleet.config = fleet.config.with_actor(actor);
+        fleet
     }
 
     /// The registry cache lifecycle calls invalidate (see
@@ -345,6 +490,7 @@ impl<M> Clone for TenantFleet<M> {
             registry: self.registry.clone(),
             migrator: PhantomData,
             direct: self.direct.clone(),
+            lifecycle: Arc::clone(&self.lifecycle),
         }
     }
 }

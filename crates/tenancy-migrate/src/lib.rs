@@ -149,13 +149,23 @@
 //! steps. A moved tenant's row stays here with its
 //! [`placement`](TenantFleet::placement), and fleet-wide calls here leave it
 //! out. The format and what is carried: [`transfer`].
+//!
+//! # Lifecycle events and audit
+//!
+//! Handlers added with [`TenantFleet::on_lifecycle`] are told each change
+//! ([`LifecycleEvent`]) after it committed, never for a failed call. With
+//! [`FleetConfig::with_audit`], each change also writes an audit row (who,
+//! what, when, outcome) beside the registry in the change's own
+//! transaction, and each failed call a `failed` row after its rollback.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod audit;
 mod error;
 mod events;
 mod fleet;
 mod health;
 mod lifecycle;
+mod lifecycle_events;
 mod migrate;
 mod migrator;
 mod pg;
@@ -179,6 +189,7 @@ pub use events::{EventHandler, MigrationEvent, Progress};
 pub use fleet::{FleetConfig, TenantFleet};
 pub use health::HealthReport;
 pub use lifecycle::{DropConfirmation, DropMode, DropOutcome, NewTenant};
+pub use lifecycle_events::{LifecycleAction, LifecycleEvent, LifecycleHandler};
 pub use migrate::MigrateAll;
 pub use registry::{CorruptRecord, StatusFilter, TenantList, TenantRecord};
 pub use report::{Direction, FleetReport, FleetRunError, Outcome, TenantReport};

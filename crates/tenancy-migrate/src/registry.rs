@@ -24,6 +24,7 @@ const REGISTRY_MIGRATIONS: &[(&str, RegistryDdl)] = &[
     ("0001_create_registry", create_registry),
     ("0002_create_spares", crate::spares::create_spares_table),
     ("0003_add_placement", add_placement),
+    ("0004_create_audit", crate::audit::create_audit),
 ];
 
 fn create_registry(config: &RegistryConfig) -> Result<String, Error> {

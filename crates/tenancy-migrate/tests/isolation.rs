@@ -300,8 +300,9 @@ async fn two_installs_create_the_registry_once_whatever_the_default_isolation() 
             vec![],
         )
         .await?;
-        // One row per registry migration (registry, spare pool, placement): each once.
-        assert_eq!(rows.len(), 3, "{level}");
+        // One row per registry migration (registry, spare pool, placement,
+        // audit table): each once.
+        assert_eq!(rows.len(), 4, "{level}");
         close_all(
             db,
             [

@@ -264,7 +264,8 @@ async fn install_is_idempotent_and_creates_the_registry_columns() -> TestResult 
             [
                 "0001_create_registry",
                 "0002_create_spares",
-                "0003_add_placement"
+                "0003_add_placement",
+                "0004_create_audit"
             ]
         );
         Ok(())
@@ -298,7 +299,8 @@ async fn install_from_concurrent_tasks_creates_the_registry_once() -> TestResult
         [
             "0001_create_registry",
             "0002_create_spares",
-            "0003_add_placement"
+            "0003_add_placement",
+            "0004_create_audit"
         ]
     );
     finish(db, fleet).await

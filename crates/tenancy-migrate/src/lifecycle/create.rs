@@ -10,6 +10,8 @@ use super::sql::{
     tenant_err,
 };
 use super::{NewTenant, normalize_domain};
+use crate::audit::record_detail;
+use crate::lifecycle_events::{LifecycleAction, LifecycleEvent};
 use crate::migrate::mixed::{Target, run_mixed};
 use crate::migrator::migration_names;
 use crate::pg::begin_read_committed;
@@ -22,6 +24,15 @@ use crate::{Error, TenantFleet, TenantRecord, tenant_txn};
 enum Origin {
     Create,
     Adopt,
+}
+
+impl Origin {
+    fn action(self) -> LifecycleAction {
+        match self {
+            Self::Create => LifecycleAction::Created,
+            Self::Adopt => LifecycleAction::Adopted,
+        }
+    }
 }
 
 impl<M: MigratorTrait> TenantFleet<M> {
@@ -134,14 +145,22 @@ impl<M: MigratorTrait> TenantFleet<M> {
     pub async fn create(&self, id: &TenantId, new: NewTenant) -> Result<TenantRecord, Error> {
         self.ensure_direct().await?;
         let span = tracing::info_span!("tenant_create", tenant = %id);
-        async {
+        let result = async {
             let schema = self.config.naming().schema_for(id)?;
             let (record, applied) = self.provision(id, &schema, new, Origin::Create).await?;
             tracing::info!(schema = %schema, migrations = applied.len(), "tenant created");
-            Ok(record)
+            Ok((record, applied))
         }
         .instrument(span)
-        .await
+        .await;
+        let (record, applied) = self
+            .audit_failure(Origin::Create.action(), id, result)
+            .await?;
+        self.emit(&LifecycleEvent::Created {
+            record: &record,
+            applied: &applied,
+        });
+        Ok(record)
     }
 
     /// Registers an existing schema, made outside the library (a legacy
@@ -197,13 +216,21 @@ impl<M: MigratorTrait> TenantFleet<M> {
     ) -> Result<(TenantRecord, Vec<String>), Error> {
         self.ensure_direct().await?;
         let span = tracing::info_span!("tenant_adopt", tenant = %id, schema = %schema);
-        async {
+        let result = async {
             let adopted = self.provision(id, &schema, new, Origin::Adopt).await?;
             tracing::info!(migrations = adopted.1.len(), "schema adopted");
             Ok(adopted)
         }
         .instrument(span)
-        .await
+        .await;
+        let (record, applied) = self
+            .audit_failure(Origin::Adopt.action(), id, result)
+            .await?;
+        self.emit(&LifecycleEvent::Adopted {
+            record: &record,
+            applied: &applied,
+        });
+        Ok((record, applied))
     }
 
     /// Registers `id` with `schema`, creates the schema (or checks that it
@@ -248,7 +275,9 @@ impl<M: MigratorTrait> TenantFleet<M> {
         let record = if status == TenantStatus::Provisioning {
             record
         } else {
-            self.set_status(id, status).await?
+            // Part of this call: audited by the row of the registering
+            // transaction, not as a `resumed` of its own.
+            self.set_status(id, status, None).await?.after
         };
         Ok((record, applied))
     }
@@ -310,6 +339,19 @@ impl<M: MigratorTrait> TenantFleet<M> {
                 .prepare_schema(&txn, id, schema, origin)
                 .await
                 .map(|applied| (record, applied)),
+            Err(err) => Err(err),
+        };
+        // With migrations outside a transaction, this row records the
+        // registering transaction (status `provisioning`, the migrations
+        // applied in it); the rest of the creation is not audited apart.
+        let result = match result {
+            Ok((record, batch)) => {
+                let mut detail = record_detail(&record);
+                detail["migrations"] = batch.applied.clone().into();
+                self.audit_in(&txn, origin.action(), id, detail)
+                    .await
+                    .map(|()| (record, batch))
+            }
             Err(err) => Err(err),
         };
         self.finish(txn, id, result).await

@@ -6,10 +6,13 @@ use tenancy_core::{TenantId, TenantStatus};
 use tracing::Instrument;
 
 use super::sql::{RECORD_COLUMNS, statement, tenant_err};
+use super::update::{Changed, RowUpdate};
 use super::{DropConfirmation, DropMode, DropOutcome};
+use crate::audit::record_detail;
+use crate::lifecycle_events::{LifecycleAction, LifecycleEvent};
 use crate::pg::begin_read_committed;
 use crate::registry::record_from_row;
-use crate::{Error, TenantFleet, tenant_txn};
+use crate::{Error, TenantFleet, TenantRecord, tenant_txn};
 
 impl<M: MigratorTrait> TenantFleet<M> {
     /// Removes a tenant.
@@ -78,28 +81,44 @@ impl<M: MigratorTrait> TenantFleet<M> {
         self.ensure_direct().await?;
         let hard = matches!(mode, DropMode::Hard(_));
         let span = tracing::info_span!("tenant_drop", tenant = %id, hard);
-        async {
+        let result = async {
             match mode {
                 DropMode::Soft => self.soft_drop(id).await,
-                DropMode::Hard(confirmation) => self.hard_drop(id, &confirmation).await,
+                DropMode::Hard(confirmation) => self
+                    .hard_drop(id, &confirmation)
+                    .await
+                    .map(|outcome| (outcome.record().clone(), outcome)),
             }
         }
         .instrument(span)
-        .await
+        .await;
+        let (before, outcome) = self
+            .audit_failure(LifecycleAction::Dropped, id, result)
+            .await?;
+        self.emit(&LifecycleEvent::Dropped {
+            before: &before,
+            outcome: &outcome,
+        });
+        Ok(outcome)
     }
 
-    async fn soft_drop(&self, id: &TenantId) -> Result<DropOutcome, Error> {
-        let record = self
+    /// Returns the row before the change too, for the event.
+    async fn soft_drop(&self, id: &TenantId) -> Result<(TenantRecord, DropOutcome), Error> {
+        let Changed { before, after } = self
             .update_row(
                 id,
-                "status = $2, updated_at = now()",
+                RowUpdate {
+                    action: Some(LifecycleAction::Dropped),
+                    set: "status = $2, updated_at = now()",
+                    refuse_deleted: false,
+                },
                 [TenantStatus::Deleted.as_str().into()],
             )
             .await
             .map_err(tenant_err(id))?
             .ok_or_else(|| Error::UnknownTenant { tenant: id.clone() })??;
-        tracing::info!(schema = %record.schema, "tenant soft-deleted; schema kept");
-        Ok(DropOutcome::SoftDeleted(record))
+        tracing::info!(schema = %after.schema, "tenant soft-deleted; schema kept");
+        Ok((before, DropOutcome::SoftDeleted(after)))
     }
 
     async fn hard_drop(
@@ -115,7 +134,17 @@ impl<M: MigratorTrait> TenantFleet<M> {
         let txn = begin_read_committed(&self.conn, None)
             .await
             .map_err(tenant_err(id))?;
-        let result = self.hard_drop_in(&txn, id).await;
+        let result = match self.hard_drop_in(&txn, id).await {
+            Ok(outcome) => {
+                let mut detail = record_detail(outcome.record());
+                detail["mode"] = "hard".into();
+                detail["schema_dropped"] = outcome.schema_dropped().into();
+                self.audit_in(&txn, LifecycleAction::Dropped, id, detail)
+                    .await
+                    .map(|()| outcome)
+            }
+            Err(err) => Err(err),
+        };
         let outcome = self.finish(txn, id, result).await?;
         match &outcome {
             DropOutcome::SchemaWasMissing(record) => tracing::warn!(

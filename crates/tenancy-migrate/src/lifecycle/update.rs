@@ -8,9 +8,29 @@ use tracing::Instrument;
 
 use super::normalize_domain;
 use super::sql::{RECORD_COLUMNS, notify, rollback, statement, tenant_err};
+use crate::audit::change_detail;
+use crate::lifecycle_events::{LifecycleAction, LifecycleEvent};
 use crate::pg::begin_read_committed;
 use crate::registry::record_from_row;
 use crate::{Error, TenantFleet, TenantRecord};
+
+/// A registry row before and after one change, as committed.
+#[derive(Debug)]
+pub(super) struct Changed {
+    pub(super) before: TenantRecord,
+    pub(super) after: TenantRecord,
+}
+
+/// What [`TenantFleet::update_row`] changes, and how it is audited.
+pub(super) struct RowUpdate<'a> {
+    /// The audit action, or `None` for a step of another call (the
+    /// status a staged creation ends with), audited by that call.
+    pub(super) action: Option<LifecycleAction>,
+    /// The `SET` list, parameters from `$2`.
+    pub(super) set: &'a str,
+    /// Refuse (roll back) when the row is `deleted` before the change.
+    pub(super) refuse_deleted: bool,
+}
 
 impl<M: MigratorTrait> TenantFleet<M> {
     /// The registry row of `id`, whatever its status; `None` if it is not
@@ -96,9 +116,17 @@ impl<M: MigratorTrait> TenantFleet<M> {
     pub async fn suspend(&self, id: &TenantId) -> Result<TenantRecord, Error> {
         self.ensure_direct().await?;
         let span = tracing::info_span!("tenant_suspend", tenant = %id);
-        self.set_status(id, TenantStatus::Suspended)
+        let action = LifecycleAction::Suspended;
+        let result = self
+            .set_status(id, TenantStatus::Suspended, Some(action))
             .instrument(span)
-            .await
+            .await;
+        let Changed { before, after } = self.audit_failure(action, id, result).await?;
+        self.emit(&LifecycleEvent::Suspended {
+            before: &before,
+            after: &after,
+        });
+        Ok(after)
     }
 
     /// Makes a tenant active again: a suspended one, or one created as
@@ -138,9 +166,17 @@ impl<M: MigratorTrait> TenantFleet<M> {
     pub async fn resume(&self, id: &TenantId) -> Result<TenantRecord, Error> {
         self.ensure_direct().await?;
         let span = tracing::info_span!("tenant_resume", tenant = %id);
-        self.set_status(id, TenantStatus::Active)
+        let action = LifecycleAction::Resumed;
+        let result = self
+            .set_status(id, TenantStatus::Active, Some(action))
             .instrument(span)
-            .await
+            .await;
+        let Changed { before, after } = self.audit_failure(action, id, result).await?;
+        self.emit(&LifecycleEvent::Resumed {
+            before: &before,
+            after: &after,
+        });
+        Ok(after)
     }
 
     /// Changes a tenant's display name (whatever its status).
@@ -170,10 +206,15 @@ impl<M: MigratorTrait> TenantFleet<M> {
     pub async fn rename(&self, id: &TenantId, display_name: &str) -> Result<TenantRecord, Error> {
         self.ensure_direct().await?;
         let span = tracing::info_span!("tenant_rename", tenant = %id);
-        async {
+        let action = LifecycleAction::Renamed;
+        let result = async {
             self.update_row(
                 id,
-                "display_name = $2, updated_at = now()",
+                RowUpdate {
+                    action: Some(action),
+                    set: "display_name = $2, updated_at = now()",
+                    refuse_deleted: false,
+                },
                 [display_name.into()],
             )
             .await
@@ -181,7 +222,13 @@ impl<M: MigratorTrait> TenantFleet<M> {
             .ok_or_else(|| unknown(id))?
         }
         .instrument(span)
-        .await
+        .await;
+        let Changed { before, after } = self.audit_failure(action, id, result).await?;
+        self.emit(&LifecycleEvent::Renamed {
+            before: &before,
+            after: &after,
+        });
+        Ok(after)
     }
 
     /// Sets a tenant's domain (stored lowercase, see
@@ -224,17 +271,22 @@ impl<M: MigratorTrait> TenantFleet<M> {
     ) -> Result<TenantRecord, Error> {
         self.ensure_direct().await?;
         let span = tracing::info_span!("tenant_set_domain", tenant = %id);
-        async {
+        let action = LifecycleAction::DomainChanged;
+        let result = async {
             let domain = domain.map(normalize_domain);
             match self
                 .update_row(
                     id,
-                    "domain = $2, updated_at = now()",
+                    RowUpdate {
+                        action: Some(action),
+                        set: "domain = $2, updated_at = now()",
+                        refuse_deleted: false,
+                    },
                     [domain.clone().into()],
                 )
                 .await
             {
-                Ok(Some(record)) => record,
+                Ok(Some(changed)) => changed,
                 Ok(None) => Err(unknown(id)),
                 Err(source) => Err(self
                     .registry_write_error(id, None, domain.as_deref(), source)
@@ -242,38 +294,50 @@ impl<M: MigratorTrait> TenantFleet<M> {
             }
         }
         .instrument(span)
-        .await
+        .await;
+        let Changed { before, after } = self.audit_failure(action, id, result).await?;
+        self.emit(&LifecycleEvent::DomainChanged {
+            before: &before,
+            after: &after,
+        });
+        Ok(after)
     }
 
     /// Sets the status of a tenant that is not deleted, atomically: a
-    /// deleted row is left untouched (and reported), so a suspend or resume
-    /// racing a soft drop never brings the tenant back.
+    /// deleted row is left untouched (the transaction rolls back, and the
+    /// call reports it), so a suspend or resume racing a soft drop never
+    /// brings the tenant back.
     pub(super) async fn set_status(
         &self,
         id: &TenantId,
         status: TenantStatus,
-    ) -> Result<TenantRecord, Error> {
+        action: Option<LifecycleAction>,
+    ) -> Result<Changed, Error> {
         let deleted = TenantStatus::Deleted.as_str();
-        let record = self
+        let changed = self
             .update_row(
                 id,
-                "status = CASE WHEN status = $3 THEN status ELSE $2 END, \
-                 updated_at = CASE WHEN status = $3 THEN updated_at ELSE now() END",
+                RowUpdate {
+                    action,
+                    // The CASE keeps a deleted row deleted even if the
+                    // check on the locked row were ever bypassed.
+                    set: "status = CASE WHEN status = $3 THEN status ELSE $2 END, \
+                          updated_at = CASE WHEN status = $3 THEN updated_at ELSE now() END",
+                    refuse_deleted: true,
+                },
                 [status.as_str().into(), deleted.into()],
             )
             .await
             .map_err(tenant_err(id))?
             .ok_or_else(|| unknown(id))??;
-        if record.status == TenantStatus::Deleted {
-            return Err(Error::TenantDeleted { tenant: id.clone() });
-        }
-        tracing::info!(status = %record.status, "tenant status set");
-        Ok(record)
+        tracing::info!(status = %changed.after.status, "tenant status set");
+        Ok(changed)
     }
 
-    /// `UPDATE` of `id`'s row with the `SET` list `set` (parameters from
-    /// `$2`, bound to `values`; every caller bumps `updated_at`), returning
-    /// the row as it is now; `None` when `id` is not registered.
+    /// `UPDATE` of `id`'s row with the `SET` list `update.set` (parameters
+    /// from `$2`, bound to `values`; every caller bumps `updated_at`), and
+    /// its audit row, returning the row before and after; `None` when `id`
+    /// is not registered.
     ///
     /// In a transaction, and only on a row that validates before and after:
     /// a row written by hand that does not is left exactly as it was (an
@@ -288,11 +352,20 @@ impl<M: MigratorTrait> TenantFleet<M> {
     pub(super) async fn update_row(
         &self,
         id: &TenantId,
-        set: &str,
+        update: RowUpdate<'_>,
         values: impl IntoIterator<Item = Value>,
-    ) -> Result<Option<Result<TenantRecord, Error>>, sea_orm::DbErr> {
+    ) -> Result<Option<Result<Changed, Error>>, sea_orm::DbErr> {
         let txn = begin_read_committed(&self.conn, None).await?;
-        let mut result = self.update_row_in(&txn, id, set, values).await;
+        let mut result = self.update_row_in(&txn, id, &update, values).await;
+        if let (Ok(Some(Ok(changed))), Some(action)) = (&result, update.action) {
+            let mut detail = change_detail(&changed.before, &changed.after);
+            if action == LifecycleAction::Dropped {
+                detail["mode"] = "soft".into();
+            }
+            if let Err(err) = self.audit_in(&txn, action, id, detail).await {
+                result = Ok(Some(Err(err)));
+            }
+        }
         if let Ok(Some(Ok(_))) = result {
             // Delivered with the commit, never without it.
             if let Err(err) = notify(&txn, id).await {
@@ -319,9 +392,9 @@ impl<M: MigratorTrait> TenantFleet<M> {
         &self,
         txn: &DatabaseTransaction,
         id: &TenantId,
-        set: &str,
+        update: &RowUpdate<'_>,
         values: impl IntoIterator<Item = Value>,
-    ) -> Result<Option<Result<TenantRecord, Error>>, sea_orm::DbErr> {
+    ) -> Result<Option<Result<Changed, Error>>, sea_orm::DbErr> {
         let table = self.registry_table();
         let before = txn
             .query_one_raw(statement(
@@ -329,18 +402,24 @@ impl<M: MigratorTrait> TenantFleet<M> {
                 [id.as_str().into()],
             ))
             .await?;
-        match before.as_ref().map(record_from_row) {
+        let before = match before.as_ref().map(record_from_row) {
             None => return Ok(None),
             Some(Err(corrupt)) => return Ok(Some(Err(corrupt))),
-            Some(Ok(_)) => {}
+            Some(Ok(before)) => before,
+        };
+        if update.refuse_deleted && before.status == TenantStatus::Deleted {
+            return Ok(Some(Err(Error::TenantDeleted { tenant: id.clone() })));
         }
+        let set = update.set;
         let after = txn
             .query_one_raw(statement(
                 format!("UPDATE {table} SET {set} WHERE tenant_id = $1 RETURNING {RECORD_COLUMNS}"),
                 std::iter::once(id.as_str().into()).chain(values),
             ))
             .await?;
-        Ok(after.as_ref().map(record_from_row))
+        Ok(after
+            .as_ref()
+            .map(|row| record_from_row(row).map(|after| Changed { before, after })))
     }
 }
 

@@ -14,6 +14,7 @@ use crate::tenant_txn::{
 use tenancy_core::sqlstate::{INVALID_SCHEMA_NAME, LOCK_NOT_AVAILABLE};
 
 use super::mixed::{Target, run_mixed};
+use crate::lifecycle_events::{LifecycleAction, LifecycleEvent};
 use crate::{Error, TenantFleet, TenantRecord};
 
 /// One tenant's registry row, or [`Error::UnknownTenant`].
@@ -47,14 +48,55 @@ pub(crate) fn open_error_for(tenant: &TenantId, schema: &SchemaName, source: DbE
     }
 }
 
-/// One tenant, one transaction: migrate up, or revert `steps` migrations.
-/// Going up with migrations that run outside a transaction, see
-/// [`run_mixed`] instead.
+/// [`run_tenant_txn`], then its failure audited, or its lifecycle event
+/// told when it changed anything.
 ///
 /// With [`LockWait::Try`], `Ok(None)` when another runner holds the
 /// tenant: nothing was done, and the caller comes back to it later (a
 /// migrator with migrations outside a transaction always waits).
 pub(super) async fn run_tenant<M: MigratorTrait>(
+    fleet: &TenantFleet<M>,
+    record: &TenantRecord,
+    direction: Direction,
+    steps: u32,
+    wait: LockWait,
+) -> Result<Option<Vec<String>>, Error> {
+    let result = run_tenant_txn(fleet, record, direction, steps, wait).await;
+    let applied = fleet
+        .audit_failure(migration_action(direction), &record.id, result)
+        .await?;
+    if let Some(applied) = &applied
+        && !applied.is_empty()
+    {
+        fleet.emit(&LifecycleEvent::Migrated {
+            tenant: &record.id,
+            schema: &record.schema,
+            direction,
+            applied,
+        });
+    }
+    Ok(applied)
+}
+
+/// The audit action of a migration run.
+fn migration_action(direction: Direction) -> LifecycleAction {
+    match direction {
+        Direction::Up => LifecycleAction::Migrated,
+        Direction::Down => LifecycleAction::RolledBack,
+    }
+}
+
+/// The audit detail of a migration run.
+fn migration_detail(record: &TenantRecord, applied: &[String]) -> serde_json::Value {
+    serde_json::json!({ "schema": record.schema.as_str(), "migrations": applied })
+}
+
+/// One tenant, one transaction: migrate up, or revert `steps` migrations,
+/// and its audit row in that transaction. Going up with migrations that run
+/// outside a transaction, see [`run_mixed`] instead: there, the audit row is
+/// written after the run, on its own (what ran outside a transaction cannot
+/// be undone with it anyway).
+async fn run_tenant_txn<M: MigratorTrait>(
     fleet: &TenantFleet<M>,
     record: &TenantRecord,
     direction: Direction,
@@ -81,7 +123,14 @@ pub(super) async fn run_tenant<M: MigratorTrait>(
     // aborting one of the two.
     if direction == Direction::Up && has_outside_transaction::<M>() {
         let target = Target::new(&fleet.conn, record, fleet.config.shared_schemas());
-        return run_mixed::<M>(&target, Vec::new()).await.map(Some);
+        let applied = run_mixed::<M>(&target, Vec::new()).await?;
+        if !applied.is_empty() {
+            let detail = migration_detail(record, &applied);
+            fleet
+                .audit_in(&fleet.conn, migration_action(direction), &record.id, detail)
+                .await?;
+        }
+        return Ok(Some(applied));
     }
     let opened = begin_for_migration_with::<M>(
         &fleet.conn,
@@ -102,6 +151,19 @@ pub(super) async fn run_tenant<M: MigratorTrait>(
         Direction::Down => revert_applied::<M>(&txn, steps)
             .await
             .map_err(MigrationFailure::from),
+    };
+    let result = match result {
+        Ok(applied) if !applied.is_empty() => fleet
+            .audit_row(
+                &txn,
+                migration_action(direction),
+                &record.id,
+                migration_detail(record, &applied),
+            )
+            .await
+            .map(|()| applied)
+            .map_err(MigrationFailure::from),
+        other => other,
     };
     finish::<M>(txn, result, direction)
         .await
