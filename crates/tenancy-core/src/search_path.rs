@@ -178,6 +178,28 @@ impl SearchPath {
     pub fn set_local_shared_statement(schema: &SharedSchema) -> String {
         set_local(schema.quoted())
     }
+
+    /// The statement that pins the shared schemas alone (no tenant's) as
+    /// the search path of the current transaction, for reads that name every
+    /// tenant table explicitly: a name left unqualified then cannot resolve
+    /// to any tenant's table. With no shared schema, only `pg_catalog`.
+    ///
+    /// ```
+    /// use tenancy::{SearchPath, SharedSchema};
+    /// assert_eq!(
+    ///     SearchPath::set_local_shared_only_statement(&[SharedSchema::public()]),
+    ///     r#"SET LOCAL search_path TO "public""#,
+    /// );
+    /// assert_eq!(SearchPath::set_local_shared_only_statement(&[]), "SET LOCAL search_path TO pg_catalog");
+    /// ```
+    #[must_use]
+    pub fn set_local_shared_only_statement(shared: &[SharedSchema]) -> String {
+        if shared.is_empty() {
+            return set_local("pg_catalog");
+        }
+        let quoted: Vec<String> = shared.iter().map(SharedSchema::quoted).collect();
+        set_local(quoted.join(", "))
+    }
 }
 
 /// The one place the scoping statement is written; `value` is rendered from

@@ -497,6 +497,15 @@ pub enum Error {
         /// The second migration with it.
         second: usize,
     },
+
+    /// A read across tenants was refused before anything ran: its select
+    /// cannot have its tables qualified safely by each tenant's schema, or
+    /// it asks for a migration the migrator does not have.
+    #[error("cannot read across tenants: {reason}")]
+    UnsupportedRead {
+        /// What is wrong, naming the table or construct, and what to do.
+        reason: String,
+    },
 }
 
 impl Error {

@@ -159,6 +159,7 @@
 //! transaction, and each failed call a `failed` row after its rollback.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod across;
 mod audit;
 mod error;
 mod events;
@@ -184,6 +185,7 @@ pub mod transfer;
 #[cfg_attr(docsrs, doc(cfg(feature = "cli")))]
 pub mod cli;
 
+pub use across::{CrossTenantRead, CrossTenantRows, ReadAcross, SkipReason, SkippedTenant};
 pub use error::{Error, ErrorKind};
 pub use events::{EventHandler, MigrationEvent, Progress};
 pub use fleet::{FleetConfig, TenantFleet};

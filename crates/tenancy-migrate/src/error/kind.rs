@@ -90,7 +90,8 @@ impl Error {
             | Self::Spare { .. }
             | Self::SparesUnsupported { .. }
             | Self::InvalidExport { .. }
-            | Self::TransferIo { .. } => None,
+            | Self::TransferIo { .. }
+            | Self::UnsupportedRead { .. } => None,
         }
     }
 
@@ -112,7 +113,8 @@ impl Error {
         match self {
             Self::InvalidName(_)
             | Self::DuplicateMigrationName { .. }
-            | Self::InvalidExport { .. } => ErrorKind::InvalidInput,
+            | Self::InvalidExport { .. }
+            | Self::UnsupportedRead { .. } => ErrorKind::InvalidInput,
             Self::UnknownTenant { .. } | Self::SchemaMissing { .. } => ErrorKind::NotFound,
             Self::TenantExists { .. }
             | Self::SchemaTaken { .. }
