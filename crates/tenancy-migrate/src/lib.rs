@@ -157,6 +157,13 @@
 //! [`FleetConfig::with_audit`], each change also writes an audit row (who,
 //! what, when, outcome) beside the registry in the change's own
 //! transaction, and each failed call a `failed` row after its rollback.
+//!
+//! # Reading across tenants
+//!
+//! [`TenantFleet::read_across`] runs one select written for one tenant over
+//! every tenant (chunked `UNION ALL`, each branch qualified by its tenant's
+//! schema, one read-only snapshot) and streams the rows with a `tenant_id`
+//! column; tenants not at the migration it needs are skipped and reported.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod across;
