@@ -97,7 +97,9 @@ impl fmt::Display for LifecycleAction {
 /// Events borrow from the call; handlers that keep them copy what they need.
 /// Handlers run on the task that made the change (several at once during a
 /// fleet run) before the call returns, so they should return quickly: hand
-/// slow work to a channel.
+/// slow work to a channel. They must not panic: the change has committed,
+/// and a panic would reach the caller as if the call had failed (a fleet
+/// run reports it as that tenant's panic).
 ///
 /// ```
 /// use tenancy::migrate::LifecycleEvent;
