@@ -533,3 +533,49 @@ async fn selects_that_cannot_be_qualified_are_refused_before_running() -> TestRe
     db.close().await?;
     Ok(())
 }
+
+#[tokio::test]
+async fn every_chunk_reads_the_same_snapshot() -> TestResult {
+    let db = TestDatabase::create().await?;
+    let conn = db.connect().await?;
+    let fleet = TenantFleet::<V1>::new(conn.clone());
+    fleet.install().await?;
+    let app = TenantDb::new(conn.clone())?;
+    let ids: Vec<TenantId> = (0..3).map(tenant).collect();
+    for id in &ids {
+        fleet.create(id, NewTenant::new()).await?;
+        let txn = app.begin_registered(id).await?;
+        txn.execute_unprepared("INSERT INTO projects (name, owner_id) VALUES ('before', 0)")
+            .await?;
+        txn.commit().await?;
+    }
+    let names = Query::select()
+        .column(Alias::new("name"))
+        .from(Alias::new("projects"))
+        .to_owned();
+    // One tenant per chunk: three queries in one transaction.
+    let mut rows = fleet
+        .read_across(names, ReadAcross::new().chunk_size(1))
+        .await?
+        .rows;
+    let first = rows.try_next().await?.expect("a first row");
+    assert_eq!(first.try_get::<String>("", "tenant_id")?, "t0000");
+    // Committed after the first chunk ran, before the last one runs.
+    let txn = app.begin_registered(&ids[2]).await?;
+    txn.execute_unprepared("INSERT INTO projects (name, owner_id) VALUES ('after', 0)")
+        .await?;
+    txn.commit().await?;
+    let rest: Vec<String> = rows
+        .map_ok(|row| row.try_get::<String>("", "name").unwrap())
+        .try_collect()
+        .await?;
+    assert_eq!(
+        rest,
+        ["before", "before"],
+        "a later chunk saw a later commit"
+    );
+
+    conn.close().await?;
+    db.close().await?;
+    Ok(())
+}
