@@ -396,11 +396,29 @@ impl<M: MigratorTrait> TenantFleet<M> {
     /// ```
     #[must_use]
     pub fn on_lifecycle(
-        mut self,
+        self,
         handler: impl Fn(&LifecycleEvent<'_>) + Send + Sync + 'static,
     ) -> Self {
+        self.on_lifecycle_handler(Arc::new(handler))
+    }
+
+    /// [`on_lifecycle`](Self::on_lifecycle) with a handler already shared
+    /// (one `Arc` given to several fleets).
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use tenancy::migrate::{LifecycleEvent, LifecycleHandler};
+    /// # fn demo<M: sea_orm_migration::MigratorTrait>(a: tenancy::migrate::TenantFleet<M>, b: tenancy::migrate::TenantFleet<M>) {
+    /// let handler: LifecycleHandler =
+    ///     Arc::new(|event: &LifecycleEvent<'_>| println!("{} {}", event.tenant(), event.action()));
+    /// let (a, b) = (a.on_lifecycle_handler(handler.clone()), b.on_lifecycle_handler(handler));
+    /// # let _ = (a, b);
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn on_lifecycle_handler(mut self, handler: LifecycleHandler) -> Self {
         let mut handlers = self.lifecycle.to_vec();
-        handlers.push(Arc::new(handler));
+        handlers.push(handler);
         self.lifecycle = handlers.into();
         self
     }
