@@ -52,6 +52,9 @@ struct Args {
     /// Tenants per UNION ALL query.
     #[arg(long, default_value_t = ReadAcross::DEFAULT_CHUNK_SIZE)]
     chunk: usize,
+    /// Connections running chunks at once, sharing one snapshot.
+    #[arg(long, default_value_t = 4)]
+    connections: usize,
 }
 
 /// The tenant migration: one invoices table.
@@ -139,7 +142,8 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         .to_owned();
     let options = ReadAcross::new()
         .requires("m20260101_000001_create_invoices")
-        .chunk_size(args.chunk);
+        .chunk_size(args.chunk)
+        .connections(args.connections);
 
     let read = fleet.read_across(select.clone(), options.clone()).await?;
     println!(

@@ -1,18 +1,16 @@
 //! Reading across tenants: one select, written for one tenant with
 //! unqualified table names, run over many tenants as chunked `UNION ALL`
-//! queries with a `tenant_id` column, streamed, in one read-only
-//! transaction.
+//! queries with a `tenant_id` column, streamed, in read-only transactions
+//! that share one snapshot.
 
 mod options;
 mod qualify;
+mod rows;
 
 use std::collections::HashSet;
 
-use futures_util::StreamExt;
 use sea_orm::sea_query::{Alias, Asterisk, Expr, Query, SelectStatement, UnionType};
-use sea_orm::{
-    ConnectionTrait, DatabaseConnection, DbBackend, DbErr, Statement, StreamTrait, TransactionTrait,
-};
+use sea_orm::{DbBackend, Statement};
 use sea_orm_migration::MigratorTrait;
 use tenancy_core::{SchemaName, TenantId, TenantStatus};
 
@@ -30,10 +28,12 @@ impl<M: MigratorTrait> TenantFleet<M> {
     /// [`ReadAcross::chunk_size`] tenants is one `UNION ALL` query whose
     /// branches are `select` with its tables qualified by the tenant's
     /// schema (through the one quoting function) and the tenant id a bound
-    /// value. All chunks run in one `REPEATABLE READ READ ONLY`
-    /// transaction, so they see one snapshot, with the search path set to
-    /// the shared schemas only: a table name that escaped qualification
-    /// could not resolve to any tenant's table. A `LIMIT` or `ORDER BY` in
+    /// value. The chunks run in `REPEATABLE READ READ ONLY` transactions on
+    /// up to [`ReadAcross::connections`] pooled connections (the fleet's
+    /// concurrency by default) that share one exported snapshot, so every
+    /// chunk sees the same committed state; their search path is the shared
+    /// schemas only: a table name that escaped qualification could not
+    /// resolve to any tenant's table. A `LIMIT` or `ORDER BY` in
     /// `select` applies per tenant, as if each tenant were queried alone;
     /// order across tenants is not defined (sort in the consumer, or
     /// aggregate in SQL per tenant).
@@ -180,7 +180,15 @@ impl<M: MigratorTrait> TenantFleet<M> {
                 chunk_statement(&select, &options, &branches, &shared)
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let rows = stream_chunks(self.conn.clone(), self.shared_path(), statements);
+        let connections = options
+            .connections
+            .unwrap_or_else(|| self.config.concurrency());
+        let rows = rows::stream_chunks(
+            self.conn.clone(),
+            self.shared_path(),
+            statements,
+            connections,
+        );
         Ok(CrossTenantRead {
             tenants: tenants.into_iter().map(|(id, _)| id).collect(),
             skipped,
@@ -244,39 +252,6 @@ fn chunk_statement(
         sql,
         values,
     ))
-}
-
-/// The rows of every chunk, in one `REPEATABLE READ READ ONLY` transaction
-/// opened on the first poll.
-fn stream_chunks(
-    conn: DatabaseConnection,
-    search_path: String,
-    statements: Vec<Statement>,
-) -> CrossTenantRows {
-    let db_err = |source: DbErr| Error::Database {
-        action: "reading across tenants",
-        source,
-    };
-    Box::pin(async_stream::try_stream! {
-        if statements.is_empty() {
-            return;
-        }
-        let txn = conn.begin().await.map_err(db_err)?;
-        // First statement of the transaction: one snapshot for every chunk,
-        // whatever the server's default isolation.
-        txn.execute_unprepared(&format!(
-            "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY; {search_path}"
-        ))
-        .await
-        .map_err(db_err)?;
-        for statement in statements {
-            let mut rows = txn.stream_raw(statement).await.map_err(db_err)?;
-            while let Some(row) = rows.next().await {
-                yield row.map_err(db_err)?;
-            }
-        }
-        txn.commit().await.map_err(db_err)?;
-    })
 }
 
 #[cfg(test)]

@@ -553,27 +553,45 @@ async fn every_chunk_reads_the_same_snapshot() -> TestResult {
         .column(Alias::new("name"))
         .from(Alias::new("projects"))
         .to_owned();
-    // One tenant per chunk: three queries in one transaction.
-    let mut rows = fleet
-        .read_across(names, ReadAcross::new().chunk_size(1))
-        .await?
-        .rows;
-    let first = rows.try_next().await?.expect("a first row");
-    assert_eq!(first.try_get::<String>("", "tenant_id")?, "t0000");
-    // Committed after the first chunk ran, before the last one runs.
-    let txn = app.begin_registered(&ids[2]).await?;
-    txn.execute_unprepared("INSERT INTO projects (name, owner_id) VALUES ('after', 0)")
-        .await?;
-    txn.commit().await?;
-    let rest: Vec<String> = rows
-        .map_ok(|row| row.try_get::<String>("", "name").unwrap())
-        .try_collect()
-        .await?;
-    assert_eq!(
-        rest,
-        ["before", "before"],
-        "a later chunk saw a later commit"
-    );
+    // One tenant per chunk: three queries, in one transaction, then in
+    // three that share its snapshot.
+    for connections in [1, 3] {
+        let mut rows = fleet
+            .read_across(
+                names.clone(),
+                ReadAcross::new().chunk_size(1).connections(connections),
+            )
+            .await?
+            .rows;
+        let first = rows.try_next().await?.expect("a first row");
+        if connections == 1 {
+            assert_eq!(first.try_get::<String>("", "tenant_id")?, "t0000");
+        }
+        // Committed after the snapshot was taken, before the last chunks
+        // have run (or at least before their rows were read).
+        for id in &ids {
+            let txn = app.begin_registered(id).await?;
+            txn.execute_unprepared("INSERT INTO projects (name, owner_id) VALUES ('after', 0)")
+                .await?;
+            txn.commit().await?;
+        }
+        let mut names_read: Vec<String> = rows
+            .map_ok(|row| row.try_get::<String>("", "name").unwrap())
+            .try_collect()
+            .await?;
+        names_read.push(first.try_get("", "name")?);
+        assert_eq!(
+            names_read,
+            ["before", "before", "before"],
+            "{connections} connection(s): a chunk saw a later commit"
+        );
+        for id in &ids {
+            let txn = app.begin_registered(id).await?;
+            txn.execute_unprepared("DELETE FROM projects WHERE name = 'after'")
+                .await?;
+            txn.commit().await?;
+        }
+    }
 
     conn.close().await?;
     db.close().await?;
