@@ -113,7 +113,9 @@ impl ReadAcross {
     /// How many pooled connections run chunks at once (at least 1; default
     /// the fleet's [`concurrency`](crate::FleetConfig::concurrency)). They
     /// share one snapshot, so the rows are the same whatever the number;
-    /// only the order in which chunks' rows arrive changes.
+    /// only the order in which chunks' rows arrive changes. Each holds a
+    /// connection of the fleet's pool until the read ends (or its stream is
+    /// dropped): keep it well below the pool's size.
     ///
     /// ```
     /// let options = tenancy::migrate::ReadAcross::new().connections(1); // one transaction, chunks in order
