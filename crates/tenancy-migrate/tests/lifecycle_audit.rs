@@ -2,8 +2,8 @@
 //! Lifecycle events and the audit table, against a real PostgreSQL server.
 //!
 //! "After commit" is checked from inside the handlers: each handler looks
-//! at the registry (and the tenant's ledger) through ANOTHER connection, so
-//! it sees only what has committed. Atomicity of the audit row with its
+//! at the registry (and the tenant's ledger) through ANOTHER connection,
+//! opened on a thread of its own, so it sees only what has committed. Atomicity of the audit row with its
 //! change is checked by making the commit fail after the row was written
 //! (a deferred constraint trigger), and the reverse by making the audit row
 //! fail (a check constraint on the audit table).
@@ -166,23 +166,30 @@ async fn committed(
 }
 
 /// Registers a handler on `fleet` that records every event in the log,
-/// with what `observer` sees when it fires.
-fn observed<M: MigratorTrait>(
-    fleet: TenantFleet<M>,
-    observer: DatabaseConnection,
-    log: &Log,
-) -> TenantFleet<M> {
+/// with what a new connection to `url` sees when it fires.
+///
+/// The look runs on a thread of its own with its own runtime and
+/// connection, while the handler waits: nothing it does can depend on the
+/// runtime the fleet's call is running on.
+fn observed<M: MigratorTrait>(fleet: TenantFleet<M>, url: String, log: &Log) -> TenantFleet<M> {
     let log = Arc::clone(log);
     fleet.on_lifecycle(move |event| {
         let is_migration = matches!(event, LifecycleEvent::Migrated { .. });
-        let (committed_row, committed_ledger) = tokio::task::block_in_place(|| {
-            tokio::runtime::Handle::current().block_on(committed(
-                &observer,
-                event.tenant(),
-                event.schema(),
-                is_migration,
-            ))
-        });
+        let (url, tenant, schema) = (url.clone(), event.tenant().clone(), event.schema().clone());
+        let (committed_row, committed_ledger) = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async {
+                let observer = sea_orm::Database::connect(url.as_str()).await.unwrap();
+                let seen = committed(&observer, &tenant, &schema, is_migration).await;
+                observer.close().await.unwrap();
+                seen
+            })
+        })
+        .join()
+        .unwrap();
         let change = match event {
             LifecycleEvent::Suspended { before, after, .. }
             | LifecycleEvent::Resumed { before, after, .. }
@@ -257,9 +264,12 @@ fn hard(tenant: &str) -> DropMode {
 async fn each_lifecycle_call_tells_one_event_after_its_commit() -> TestResult {
     let db = TestDatabase::create().await?;
     let conn = db.connect().await?;
-    let observer = db.connect().await?;
     let log = Log::default();
-    let fleet = observed(TenantFleet::<V1>::new(conn.clone()), observer.clone(), &log);
+    let fleet = observed(
+        TenantFleet::<V1>::new(conn.clone()),
+        db.url().to_owned(),
+        &log,
+    );
     fleet.install().await?;
     let acme = id("acme");
 
@@ -333,7 +343,11 @@ async fn each_lifecycle_call_tells_one_event_after_its_commit() -> TestResult {
 
     // A new build: one Migrated event per tenant that had work, each seen
     // committed (its ledger has the new migration) from another connection.
-    let v2 = observed(TenantFleet::<V2>::new(conn.clone()), observer.clone(), &log);
+    let v2 = observed(
+        TenantFleet::<V2>::new(conn.clone()),
+        db.url().to_owned(),
+        &log,
+    );
     v2.migrate_all(MigrateAll::new()).await?.into_result()?;
     let mut seen = take(&log);
     seen.sort_by(|a, b| a.tenant.cmp(&b.tenant));
@@ -382,7 +396,6 @@ async fn each_lifecycle_call_tells_one_event_after_its_commit() -> TestResult {
     fleet.clone().suspend(&id("legacy")).await?;
     assert_eq!(take(&log).len(), 1);
 
-    observer.close().await?;
     conn.close().await?;
     db.close().await?;
     Ok(())
@@ -396,7 +409,7 @@ async fn failing_calls_tell_nothing_and_are_audited_as_failed() -> TestResult {
     let config = FleetConfig::default().with_audit(true);
     let fleet = observed(
         TenantFleet::<V1>::with_config(conn.clone(), config.clone()),
-        db.connect().await?,
+        db.url().to_owned(),
         &log,
     );
     fleet.install().await?;
@@ -448,7 +461,7 @@ async fn failing_calls_tell_nothing_and_are_audited_as_failed() -> TestResult {
             &acme,
             observed(
                 TenantFleet::<BrokenV2>::with_config(conn.clone(), config.clone()),
-                db.connect().await?,
+                db.url().to_owned(),
                 &log,
             )
             .migrate_tenant(&acme)
@@ -574,7 +587,7 @@ async fn a_change_and_its_audit_row_commit_together_or_not_at_all() -> TestResul
     let log = Log::default();
     let fleet = observed(
         TenantFleet::<V1>::with_config(conn.clone(), FleetConfig::default().with_audit(true)),
-        db.connect().await?,
+        db.url().to_owned(),
         &log,
     );
     fleet.install().await?;
@@ -633,7 +646,7 @@ async fn a_change_and_its_audit_row_commit_together_or_not_at_all() -> TestResul
     .await?;
     let v2 = observed(
         TenantFleet::<V2>::with_config(conn.clone(), FleetConfig::default().with_audit(true)),
-        db.connect().await?,
+        db.url().to_owned(),
         &log,
     );
     let report = v2.migrate_all(MigrateAll::new()).await?;
