@@ -12,6 +12,12 @@
 //! was lost with the connection can leave a `failed` row beside the
 //! `succeeded` one the commit wrote, and the `succeeded` row is the proof.
 //!
+//! An export changes nothing, so its row has no change's transaction to
+//! join: it is written once the export is complete. An import or a clone
+//! writes its row in the transaction that creates the tenant; a move writes
+//! `moved` in the one that records the placement (and the database it went
+//! to records `imported`).
+//!
 //! Columns: `id` (identity), `at` (the server's transaction time), `actor`
 //! (the fleet's [`actor`](crate::FleetConfig::with_actor), else the database
 //! role, `current_user`), `action` ([`LifecycleAction::as_str`]),
@@ -180,6 +186,41 @@ impl<M: MigratorTrait> TenantFleet<M> {
         result
     }
 
+    /// The one `INSERT` of an audit row, for both drivers below.
+    fn audit_insert(&self) -> Result<String, DbErr> {
+        let table =
+            audit_table(self.config.registry()).map_err(|e| DbErr::Custom(e.to_string()))?;
+        Ok(format!(
+            "INSERT INTO {table} (actor, action, tenant_id, detail, outcome) \
+             VALUES (COALESCE($1, current_user), $2, $3, $4::jsonb, $5)"
+        ))
+    }
+
+    /// [`audit_row`](Self::audit_row) on a raw sqlx connection, for the
+    /// transfers, whose transactions run there (`COPY`).
+    pub(crate) async fn audit_row_sqlx(
+        &self,
+        conn: &mut sea_orm::sqlx::PgConnection,
+        action: LifecycleAction,
+        tenant: &TenantId,
+        detail: &Json,
+    ) -> Result<(), DbErr> {
+        if !self.config.audit() {
+            return Ok(());
+        }
+        sea_orm::sqlx::query(sea_orm::sqlx::AssertSqlSafe(self.audit_insert()?))
+            .bind(self.config.actor())
+            .bind(action.as_str())
+            .bind(tenant.as_str())
+            .bind(detail.to_string())
+            .bind(Outcome::Succeeded.as_str())
+            .persistent(false)
+            .execute(conn)
+            .await
+            .map(drop)
+            .map_err(|err| DbErr::Exec(sea_orm::RuntimeErr::SqlxError(std::sync::Arc::new(err))))
+    }
+
     async fn write_audit(
         &self,
         conn: &impl ConnectionTrait,
@@ -188,14 +229,9 @@ impl<M: MigratorTrait> TenantFleet<M> {
         detail: &Json,
         outcome: Outcome,
     ) -> Result<(), DbErr> {
-        let table =
-            audit_table(self.config.registry()).map_err(|e| DbErr::Custom(e.to_string()))?;
         conn.execute_raw(Statement::from_sql_and_values(
             DbBackend::Postgres,
-            format!(
-                "INSERT INTO {table} (actor, action, tenant_id, detail, outcome) \
-                 VALUES (COALESCE($1, current_user), $2, $3, $4::jsonb, $5)"
-            ),
+            self.audit_insert()?,
             [
                 self.config.actor().map(str::to_owned).into(),
                 action.as_str().into(),

@@ -42,13 +42,13 @@ pub enum LifecycleAction {
     /// Migrations reverted ([`rollback_all`](crate::TenantFleet::rollback_all),
     /// [`rollback_tenant`](crate::TenantFleet::rollback_tenant)).
     RolledBack,
-    /// The tenant was exported (reserved: not emitted yet).
+    /// [`TenantFleet::export_tenant`](crate::TenantFleet::export_tenant).
     Exported,
-    /// A tenant was imported (reserved: not emitted yet).
+    /// [`TenantFleet::import_tenant`](crate::TenantFleet::import_tenant).
     Imported,
-    /// A tenant was cloned from another (reserved: not emitted yet).
+    /// [`TenantFleet::clone_tenant`](crate::TenantFleet::clone_tenant).
     Cloned,
-    /// The tenant was moved to another database (reserved: not emitted yet).
+    /// [`TenantFleet::move_tenant`](crate::TenantFleet::move_tenant).
     Moved,
 }
 
@@ -189,19 +189,21 @@ pub enum LifecycleEvent<'a> {
         /// The migrations, in the order they ran (never empty).
         applied: &'a [String],
     },
-    /// A tenant was exported (reserved: not emitted yet).
+    /// A tenant was exported. An export changes nothing: its audit row is
+    /// written once the export is complete. A clone or a move does not tell
+    /// this for its own export.
     #[non_exhaustive]
     Exported {
         /// Its registry row.
         record: &'a TenantRecord,
     },
-    /// A tenant was imported (reserved: not emitted yet).
+    /// A tenant was imported (in the database a move copied it to, too).
     #[non_exhaustive]
     Imported {
         /// Its registry row as committed.
         record: &'a TenantRecord,
     },
-    /// A tenant was cloned from another (reserved: not emitted yet).
+    /// A tenant was cloned from another.
     #[non_exhaustive]
     Cloned {
         /// The tenant it was copied from.
@@ -209,11 +211,13 @@ pub enum LifecycleEvent<'a> {
         /// The new tenant's registry row as committed.
         record: &'a TenantRecord,
     },
-    /// A tenant was moved to another database (reserved: not emitted yet).
+    /// A tenant was moved to another database, and its schema here dropped.
     #[non_exhaustive]
     Moved {
-        /// Its registry row as committed.
+        /// Its registry row here as committed (status restored).
         record: &'a TenantRecord,
+        /// Where it went, as given to the move.
+        placement: &'a str,
     },
 }
 
@@ -269,7 +273,7 @@ impl LifecycleEvent<'_> {
             | Self::Exported { record }
             | Self::Imported { record }
             | Self::Cloned { record, .. }
-            | Self::Moved { record }
+            | Self::Moved { record, .. }
             | Self::Suspended { after: record, .. }
             | Self::Resumed { after: record, .. }
             | Self::Renamed { after: record, .. }
@@ -295,7 +299,7 @@ impl LifecycleEvent<'_> {
             | Self::Exported { record }
             | Self::Imported { record }
             | Self::Cloned { record, .. }
-            | Self::Moved { record }
+            | Self::Moved { record, .. }
             | Self::Suspended { after: record, .. }
             | Self::Resumed { after: record, .. }
             | Self::Renamed { after: record, .. }
@@ -324,7 +328,7 @@ impl LifecycleEvent<'_> {
             | Self::Exported { record }
             | Self::Imported { record }
             | Self::Cloned { record, .. }
-            | Self::Moved { record } => Some(record),
+            | Self::Moved { record, .. } => Some(record),
             Self::Suspended { after, .. }
             | Self::Resumed { after, .. }
             | Self::Renamed { after, .. }

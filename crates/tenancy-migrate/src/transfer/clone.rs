@@ -7,6 +7,7 @@ use tenancy_core::TenantId;
 
 use super::session::pool_of;
 use super::{ExportSummary, ImportOptions, ImportSummary};
+use crate::lifecycle_events::{LifecycleAction, LifecycleEvent};
 use crate::{Error, TenantFleet};
 
 /// How much of the export may wait in memory for the import to take it.
@@ -96,16 +97,25 @@ impl<M: MigratorTrait> TenantFleet<M> {
             // The writer is dropped when the export ends, so an import
             // still reading sees the end instead of waiting forever.
             let mut writer = writer;
-            self.export_tenant(source, &mut writer).await
+            self.export_unaudited(source, &mut writer).await
         };
-        let (exported, imported) = tokio::join!(export, self.import_tenant(reader, options));
-        match (exported, imported) {
-            (Ok(export), Ok(import)) => Ok(CloneReport { export, import }),
+        let import = self.import_as(reader, options, Some(source));
+        let result = match tokio::join!(export, import) {
+            (Ok((export, _)), Ok(import)) => Ok(CloneReport { export, import }),
             // The import failing closes the pipe, which the export then
             // reports as a broken write: the import's error is the cause.
             // The export failing otherwise cuts the import's input short:
             // the export's error is the cause.
             (Ok(_) | Err(Error::TransferIo { .. }), Err(err)) | (Err(err), _) => Err(err),
-        }
+        };
+        // The import wrote the `cloned` audit row in its transaction.
+        let report = self
+            .audit_failure(LifecycleAction::Cloned, new, result)
+            .await?;
+        self.emit(&LifecycleEvent::Cloned {
+            source,
+            record: &report.import.record,
+        });
+        Ok(report)
     }
 }

@@ -7,6 +7,7 @@ use sea_orm::sqlx::postgres::PgConnection;
 use sea_orm::sqlx::postgres::types::Oid;
 use sea_orm::sqlx::{self, Row};
 use sea_orm_migration::MigratorTrait;
+use serde_json::json;
 use tenancy_core::{AdvisoryLock, SchemaName, SearchPath, TenantId};
 use tokio::io::AsyncWrite;
 
@@ -18,8 +19,9 @@ use super::format::{
 use super::session::{
     DATA_SETTINGS, Session, SettingError, db_err, pool_of, record_from_row, set_local_settings,
 };
+use crate::lifecycle_events::{LifecycleAction, LifecycleEvent};
 use crate::registry::RECORD_COLUMNS;
-use crate::{Error, TenantFleet};
+use crate::{Error, TenantFleet, TenantRecord};
 
 impl<M: MigratorTrait> TenantFleet<M> {
     /// Writes tenant `id` to `out` as a self-contained export: its schema's
@@ -70,8 +72,31 @@ impl<M: MigratorTrait> TenantFleet<M> {
     pub async fn export_tenant<W: AsyncWrite + Unpin>(
         &self,
         id: &TenantId,
-        mut out: W,
+        out: W,
     ) -> Result<ExportSummary, Error> {
+        let action = LifecycleAction::Exported;
+        let result = self.export_unaudited(id, out).await;
+        let (summary, record) = self.audit_failure(action, id, result).await?;
+        // An export changes nothing, so there is no change's transaction for
+        // its audit row to join: it is written once the export is complete,
+        // and a failure to write it is the call's failure.
+        let detail = json!({
+            "schema": summary.schema.as_str(),
+            "tables": summary.tables,
+            "bytes": summary.bytes,
+        });
+        self.audit_in(&self.conn, action, id, detail).await?;
+        self.emit(&LifecycleEvent::Exported { record: &record });
+        Ok(summary)
+    }
+
+    /// The export without its audit row and event: a clone or a move
+    /// reports itself as such.
+    pub(super) async fn export_unaudited<W: AsyncWrite + Unpin>(
+        &self,
+        id: &TenantId,
+        mut out: W,
+    ) -> Result<(ExportSummary, TenantRecord), Error> {
         self.ensure_direct().await?;
         let pool = pool_of(&self.conn).map_err(export_err(id, "connecting"))?;
         let mut session = Session::acquire(pool)
@@ -95,8 +120,9 @@ impl<M: MigratorTrait> TenantFleet<M> {
         conn: &mut PgConnection,
         id: &TenantId,
         out: &mut W,
-    ) -> Result<ExportSummary, Error> {
-        let (meta, schema) = self.open_snapshot(conn, id).await?;
+    ) -> Result<(ExportSummary, TenantRecord), Error> {
+        let (meta, record) = self.open_snapshot(conn, id).await?;
+        let schema = record.schema.clone();
         let step = |step| export_err(id, step);
         let namespace: Option<Oid> =
             sqlx::query_scalar("SELECT oid FROM pg_catalog.pg_namespace WHERE nspname = $1")
@@ -167,12 +193,13 @@ impl<M: MigratorTrait> TenantFleet<M> {
             bytes += end_section(out).await.map_err(io)?;
         }
         bytes += write_trailer(out).await.map_err(io)?;
-        Ok(ExportSummary {
+        let summary = ExportSummary {
             tenant: id.clone(),
             schema,
             tables: manifest.tables.len(),
             bytes,
-        })
+        };
+        Ok((summary, record))
     }
 
     /// Opens the snapshot holding the tenant's migration lock (shared), and
@@ -188,7 +215,7 @@ impl<M: MigratorTrait> TenantFleet<M> {
         &self,
         conn: &mut PgConnection,
         id: &TenantId,
-    ) -> Result<(TenantMeta, SchemaName), Error> {
+    ) -> Result<(TenantMeta, TenantRecord), Error> {
         let step = |step| export_err(id, step);
         let record = {
             let row = sqlx::query(sqlx::AssertSqlSafe(format!(
@@ -256,11 +283,11 @@ impl<M: MigratorTrait> TenantFleet<M> {
         let meta = TenantMeta {
             id: record.id.as_str().to_owned(),
             schema: record.schema.as_str().to_owned(),
-            display_name: record.display_name,
-            domain: record.domain,
+            display_name: record.display_name.clone(),
+            domain: record.domain.clone(),
             status: record.status.as_str().to_owned(),
         };
-        Ok((meta, record.schema))
+        Ok((meta, record))
     }
 
     /// A missing schema makes the lock key's `regnamespace` cast fail.

@@ -8,6 +8,7 @@ use sea_orm::sqlx;
 use sea_orm::sqlx::postgres::PgConnection;
 use sea_orm::sqlx::postgres::types::Oid;
 use sea_orm_migration::MigratorTrait;
+use serde_json::json;
 use tenancy_core::registry::{NOTIFY_CHANNEL, TenantRecord};
 use tenancy_core::sqlstate::DUPLICATE_SCHEMA;
 use tenancy_core::{AdvisoryLock, SchemaName, SearchPath, TenantId, TenantStatus};
@@ -17,6 +18,7 @@ use super::format::{Manifest, read_frame, read_head, read_trailer};
 use super::session::{Session, SettingError, db_err, pool_of, record_from_row, set_local_settings};
 use super::{ImportOptions, ImportSummary};
 use crate::lifecycle::normalize_domain;
+use crate::lifecycle_events::{LifecycleAction, LifecycleEvent};
 use crate::pg::has_sqlstate;
 use crate::registry::RECORD_COLUMNS;
 use crate::{Error, TenantFleet};
@@ -89,21 +91,84 @@ impl<M: MigratorTrait> TenantFleet<M> {
     ///   or shared table the tenant refers to, for example).
     pub async fn import_tenant<R: AsyncRead + Unpin>(
         &self,
+        input: R,
+        options: ImportOptions,
+    ) -> Result<ImportSummary, Error> {
+        let summary = self.import_as(input, options, None).await?;
+        self.emit(&LifecycleEvent::Imported {
+            record: &summary.record,
+        });
+        Ok(summary)
+    }
+
+    /// The import; its audit row says `imported`, or `cloned` with the
+    /// source tenant when `cloned_from` is given. Failures are audited and
+    /// events told by the callers, which know what the call was.
+    pub(super) async fn import_as<R: AsyncRead + Unpin>(
+        &self,
         mut input: R,
         options: ImportOptions,
+        cloned_from: Option<&TenantId>,
     ) -> Result<ImportSummary, Error> {
         self.ensure_direct().await?;
         let manifest = read_head(&mut input).await?;
         let source = TenantId::new(&manifest.tenant.id)
             .map_err(|e| super::format::invalid(format!("its tenant id is unusable: {e}")))?;
         let target = self.import_target(&manifest, &source, options)?;
+        let (action, detail) = match cloned_from {
+            Some(from) => (
+                LifecycleAction::Cloned,
+                json!({ "schema": target.schema.as_str(), "source": from.as_str() }),
+            ),
+            None => (
+                LifecycleAction::Imported,
+                json!({
+                    "schema": target.schema.as_str(),
+                    "exported_as": source.as_str(),
+                    "exported_at": manifest.exported_at,
+                }),
+            ),
+        };
+        let result = self
+            .import_into(&mut input, &manifest, &target, &source, action, &detail)
+            .await;
+        // A clone audits its failures itself: the export half can fail too.
+        match cloned_from {
+            Some(_) => result,
+            None => self.audit_failure(action, &target.id, result).await,
+        }
+    }
+
+    /// Everything from the connection to the commit, with the audit row in
+    /// the import's own transaction, so the tenant and its row commit
+    /// together or not at all.
+    async fn import_into<R: AsyncRead + Unpin>(
+        &self,
+        input: &mut R,
+        manifest: &Manifest,
+        target: &Target,
+        source: &TenantId,
+        action: LifecycleAction,
+        detail: &serde_json::Value,
+    ) -> Result<ImportSummary, Error> {
         let pool = pool_of(&self.conn).map_err(import_err(&target.id, "connecting"))?;
         let mut session = Session::acquire(pool)
             .await
             .map_err(|e| import_err(&target.id, "connecting")(db_err(e)))?;
         let result = self
-            .import_on(session.conn(), &manifest, &target, &mut input)
+            .import_on(session.conn(), manifest, target, input)
             .await;
+        let result = match result {
+            Ok(done) => self
+                .audit_row_sqlx(session.conn(), action, &target.id, detail)
+                .await
+                .map(|()| done)
+                .map_err(|source| Error::Tenant {
+                    tenant: target.id.clone(),
+                    source,
+                }),
+            Err(err) => Err(err),
+        };
         match result {
             Ok((record, rows)) => {
                 session
@@ -114,7 +179,7 @@ impl<M: MigratorTrait> TenantFleet<M> {
                 tracing::info!(tenant = %target.id, from = %source, schema = %target.schema, rows, "tenant imported");
                 Ok(ImportSummary {
                     record,
-                    source,
+                    source: source.clone(),
                     tables: manifest.tables.len(),
                     rows,
                 })
@@ -125,7 +190,7 @@ impl<M: MigratorTrait> TenantFleet<M> {
                 if let Err(rollback) = session.end("ROLLBACK").await {
                     tracing::warn!(tenant = %target.id, "rolling back an import failed: {rollback}");
                 }
-                Err(self.refine_registry_error(&target, err).await)
+                Err(self.refine_registry_error(target, err).await)
             }
         }
     }

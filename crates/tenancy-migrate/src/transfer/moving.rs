@@ -12,10 +12,12 @@
 
 use sea_orm::{ConnectionTrait, DatabaseTransaction, DbBackend, QueryResult, Statement};
 use sea_orm_migration::MigratorTrait;
+use serde_json::json;
 use tenancy_core::registry::NOTIFY_CHANNEL;
 use tenancy_core::{AdvisoryLock, SchemaName, TenantId, TenantStatus};
 
 use super::{ExportSummary, ImportOptions, ImportSummary};
+use crate::lifecycle_events::{LifecycleAction, LifecycleEvent};
 use crate::pg::begin_read_committed;
 use crate::registry::{RECORD_COLUMNS, record_from_row};
 use crate::{Error, TenantFleet, TenantRecord};
@@ -118,6 +120,24 @@ impl<M: MigratorTrait> TenantFleet<M> {
         target: &TenantFleet<M>,
         placement: &str,
     ) -> Result<MoveReport, Error> {
+        let result = self.move_unaudited(id, target, placement).await;
+        let (report, record) = self
+            .audit_failure(LifecycleAction::Moved, id, result)
+            .await?;
+        self.emit(&LifecycleEvent::Moved {
+            record: &record,
+            placement,
+        });
+        Ok(report)
+    }
+
+    /// The move; its `moved` audit row is written by its last step.
+    async fn move_unaudited(
+        &self,
+        id: &TenantId,
+        target: &TenantFleet<M>,
+        placement: &str,
+    ) -> Result<(MoveReport, TenantRecord), Error> {
         self.ensure_direct().await?;
         let (row, resumed) = self.start_move(id, placement).await?;
         let status = row.status_before_move.unwrap_or(row.record.status);
@@ -142,17 +162,18 @@ impl<M: MigratorTrait> TenantFleet<M> {
                 return Err(Error::TenantExists { tenant: id.clone() });
             }
         };
-        let dropped_schema = self.finish_move(id, placement, status).await?;
+        let record = self.finish_move(id, placement, status).await?;
         tracing::info!(tenant = %id, placement, resumed, "tenant moved");
-        Ok(MoveReport {
+        let report = MoveReport {
             tenant: id.clone(),
             placement: placement.to_owned(),
             status,
             export,
             import,
             resumed,
-            dropped_schema,
-        })
+            dropped_schema: record.schema.clone(),
+        };
+        Ok((report, record))
     }
 
     /// Undoes a move cut short, here: the tenant gets back the status it
@@ -302,7 +323,9 @@ impl<M: MigratorTrait> TenantFleet<M> {
         let (writer, reader) = tokio::io::duplex(PIPE_BUFFER);
         let export = async move {
             let mut writer = writer;
-            self.export_tenant(id, &mut writer).await
+            self.export_unaudited(id, &mut writer)
+                .await
+                .map(|(summary, _)| summary)
         };
         let import = target.import_tenant(reader, ImportOptions::new().status(status));
         match tokio::join!(export, import) {
@@ -354,13 +377,15 @@ impl<M: MigratorTrait> TenantFleet<M> {
         })
     }
 
-    /// Step 3: drops the schema here and records the placement.
+    /// Step 3: drops the schema here and records the placement (and the
+    /// `moved` audit row, in the same transaction). Returns the row as it
+    /// now stands.
     async fn finish_move(
         &self,
         id: &TenantId,
         placement: &str,
         status: TenantStatus,
-    ) -> Result<SchemaName, Error> {
+    ) -> Result<TenantRecord, Error> {
         let txn = self.lock_row(id).await?;
         let row = self.read_move_row(&txn, id).await?;
         if row.moving_to.as_deref() != Some(placement) {
@@ -373,7 +398,7 @@ impl<M: MigratorTrait> TenantFleet<M> {
                     .to_owned(),
             });
         }
-        let schema = row.record.schema;
+        let schema = row.record.schema.clone();
         self.refuse_shared(id, &schema)?;
         txn.execute_unprepared(&format!(
             "SELECT pg_advisory_xact_lock({}); DROP SCHEMA {} CASCADE",
@@ -392,12 +417,17 @@ impl<M: MigratorTrait> TenantFleet<M> {
         ))
         .await
         .map_err(move_err("recording the placement"))?;
+        let detail = json!({ "schema": schema.as_str(), "placement": placement });
+        self.audit_in(&txn, LifecycleAction::Moved, id, detail)
+            .await?;
         notify(&txn, id).await?;
         txn.commit()
             .await
             .map_err(move_err("recording the placement"))?;
         self.registry.invalidate(id);
-        Ok(schema)
+        let mut record = row.record;
+        record.status = status;
+        Ok(record)
     }
 
     /// A `READ COMMITTED` transaction holding the tenant's row lock.
