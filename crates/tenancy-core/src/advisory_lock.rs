@@ -43,6 +43,13 @@ pub enum AdvisoryLock {
     /// the registry's schema: refillers take turns, so together they make
     /// no more spares than asked for. Class `tnsp`.
     SpareRefill,
+    /// A place among the runners of `migrate_all` working on one fleet at
+    /// once, keyed by the registry's schema: runner `n` starts its walk
+    /// through the fleet at its own point, so runners rarely reach for the
+    /// same tenant. Only an ordering hint: each tenant is still guarded by
+    /// [`TenantMigration`](Self::TenantMigration). Classes `tnr0` to `tnr7`
+    /// (the slot modulo 8).
+    RunnerSlot(u8),
 }
 
 impl AdvisoryLock {
@@ -58,6 +65,7 @@ impl AdvisoryLock {
             Self::SharedMigration => *b"tnsh",
             Self::RegistryInstall => *b"tnrg",
             Self::SpareRefill => *b"tnsp",
+            Self::RunnerSlot(slot) => [b't', b'n', b'r', b'0' + slot % 8],
         })
     }
 

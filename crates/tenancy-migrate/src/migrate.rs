@@ -13,6 +13,7 @@
 
 mod fleet_run;
 pub(crate) mod mixed;
+mod runner_slot;
 mod session;
 mod tenant;
 

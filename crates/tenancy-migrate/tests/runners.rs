@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, TransactionTrait};
 use sea_orm_migration::{MigrationName, MigrationTrait, MigratorTrait, SchemaManager};
+use tenancy_core::{AdvisoryLock, SharedSchema};
 use tenancy_migrate::{FleetReport, MigrateAll, NewTenant, TenantFleet};
 use tenancy_testing::TestDatabase;
 
@@ -125,6 +126,10 @@ async fn runners_divide_the_fleet_and_apply_each_migration_once() -> TestResult 
         let gate = gate_conn.begin().await?;
         gate.execute_unprepared("LOCK TABLE public.gate IN ACCESS EXCLUSIVE MODE")
             .await?;
+        // Every runner slot taken: the runners all start at the first
+        // tenant and meet at once, which is what this test is about (with
+        // slots, they start apart: `a_second_runner_starts_halfway`).
+        hold_every_slot(&gate).await?;
         let mut fleets = Vec::new();
         for _ in 0..runners {
             fleets.push(TenantFleet::<Slow>::new(db.connect().await?));
@@ -191,5 +196,63 @@ async fn runners_divide_the_fleet_and_apply_each_migration_once() -> TestResult 
         conn.close().await?;
         db.close().await?;
     }
+    Ok(())
+}
+
+/// Takes all eight runner slots in `txn`, as eight runners would.
+async fn hold_every_slot(txn: &impl ConnectionTrait) -> Result<(), DbErr> {
+    for slot in 0..8 {
+        let key = AdvisoryLock::RunnerSlot(slot).shared_key(&SharedSchema::public());
+        txn.execute_unprepared(&format!("SELECT pg_advisory_xact_lock({key})"))
+            .await?;
+    }
+    Ok(())
+}
+
+/// With slot 0 taken by another runner, a runner starts halfway through
+/// the fleet and still goes round all of it.
+#[tokio::test]
+async fn a_second_runner_starts_halfway() -> TestResult {
+    let db = TestDatabase::create().await?;
+    let conn = db.connect().await?;
+    conn.execute_unprepared(
+        "CREATE TABLE public.runs (schema_name text NOT NULL); CREATE TABLE public.gate (id int)",
+    )
+    .await?;
+    let old = TenantFleet::<Migrator>::new(conn.clone());
+    old.install().await?;
+    for i in 0..10 {
+        old.create(&id(&format!("t{i:02}")), NewTenant::new())
+            .await?;
+    }
+    let started = |fleet: TenantFleet<Slow>| async move {
+        let order = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = std::sync::Arc::clone(&order);
+        let options = MigrateAll::new().concurrency(1).on_event(move |event| {
+            if let tenancy_migrate::MigrationEvent::Started { tenant, .. } = event {
+                seen.lock().unwrap().push(tenant.to_string());
+            }
+        });
+        let report = fleet.migrate_all(options).await?;
+        assert!(report.is_success(), "{report}");
+        let order = order.lock().unwrap().clone();
+        Result::<Vec<String>, Box<dyn std::error::Error + Send + Sync>>::Ok(order)
+    };
+
+    let other = conn.begin().await?;
+    let key = AdvisoryLock::RunnerSlot(0).shared_key(&SharedSchema::public());
+    other
+        .execute_unprepared(&format!("SELECT pg_advisory_xact_lock({key})"))
+        .await?;
+    let order = started(TenantFleet::<Slow>::new(db.connect().await?)).await?;
+    other.rollback().await?;
+    let expected: Vec<String> = (5..10).chain(0..5).map(|i| format!("t{i:02}")).collect();
+    assert_eq!(order, expected);
+    let runs = runs_per_schema(&conn).await?;
+    assert_eq!(runs.len(), 10);
+    assert!(runs.values().all(|&n| n == 1), "{runs:?}");
+
+    conn.close().await?;
+    db.close().await?;
     Ok(())
 }

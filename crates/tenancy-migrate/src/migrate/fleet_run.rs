@@ -15,6 +15,7 @@ use tenancy_core::{TenantId, TenantStatus};
 use tracing::Instrument;
 
 use super::MigrateAll;
+use super::runner_slot::RunnerSlot;
 use super::tenant::run_tenant;
 use crate::events::{MigrationEvent, Progress};
 use crate::migrator::migration_names;
@@ -85,7 +86,20 @@ pub(super) async fn run_fleet<M: MigratorTrait>(
         .concurrency
         .unwrap_or_else(|| fleet.config.concurrency())
         .max(1);
+    // Going up, runners divide the fleet; each starts at its own point.
+    let slot = match direction {
+        Direction::Up => {
+            RunnerSlot::take(&fleet.conn, fleet.config.registry().schema(), concurrency).await
+        }
+        Direction::Down => None,
+    };
+    let mut tenants = tenants;
+    if let Some(slot) = &slot {
+        let start = slot.start(tenants.len());
+        tenants.rotate_left(start);
+    }
     let mut reports = run.run(tenants, concurrency).await;
+    drop(slot);
     reports.sort_by(|a, b| a.tenant.cmp(&b.tenant));
     // Spares after the tenants: a deploy waits for its tenants first. A
     // rollback leaves them: they stay what `create` would build.
