@@ -75,6 +75,7 @@
 //! output.
 
 mod args;
+mod citus;
 mod commands;
 mod output;
 mod progress;

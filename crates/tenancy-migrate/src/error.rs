@@ -506,6 +506,31 @@ pub enum Error {
         /// What is wrong, naming the table or construct, and what to do.
         reason: String,
     },
+    /// In Citus mode, the tenant's schema was not distributed to a worker
+    /// (it is not in `citus_schemas`); the transaction was rolled back, so
+    /// nothing was registered or created.
+    #[error(
+        "tenant {tenant}: schema {schema} stayed on the Citus coordinator instead of being \
+         distributed to a worker; nothing was done. Check that workers are added \
+         (citus_add_node), that a spare schema made before Citus was enabled is dropped, and \
+         that the schema's tables can be distributed (citus_schema_distribute's error says why)"
+    )]
+    NotDistributed {
+        /// The tenant.
+        tenant: TenantId,
+        /// Its schema.
+        schema: SchemaName,
+    },
+
+    /// The fleet is configured with
+    /// [`CitusMode::Required`](crate::CitusMode::Required) but the database
+    /// has no `citus` extension; nothing was done.
+    #[error(
+        "the fleet requires Citus (CitusMode::Required) but the database has no citus \
+         extension; nothing was done. Connect to the Citus coordinator's database and run \
+         CREATE EXTENSION citus, or configure the fleet with CitusMode::Detect or Off"
+    )]
+    CitusMissing,
 }
 
 impl Error {

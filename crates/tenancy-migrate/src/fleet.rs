@@ -10,6 +10,7 @@ use tenancy_core::{SchemaNaming, SharedSchema};
 use tenancy_sea_orm::{RegistryConfig, TenantRegistry};
 
 use crate::Error;
+use crate::citus::{CitusCheck, CitusMode};
 use crate::lifecycle_events::{LifecycleEvent, LifecycleHandler};
 use crate::pooler::DirectCheck;
 
@@ -30,6 +31,7 @@ pub struct FleetConfig {
     spare_pool: bool,
     audit: bool,
     actor: Option<String>,
+    citus: CitusMode,
 }
 
 impl Default for FleetConfig {
@@ -42,6 +44,7 @@ impl Default for FleetConfig {
             spare_pool: false,
             audit: false,
             actor: None,
+            citus: CitusMode::Detect,
         }
     }
 }
@@ -194,6 +197,34 @@ impl FleetConfig {
         self.actor.as_deref()
     }
 
+    /// Whether `create` and `adopt` distribute tenant schemas with Citus
+    /// schema-based sharding (default [`CitusMode::Detect`]: when the
+    /// `citus` extension is installed). Declare
+    /// [`CitusMode::Required`] on a Citus cluster, so that a fleet pointed
+    /// at the wrong database fails instead of keeping tenants on one node.
+    ///
+    /// ```
+    /// use tenancy::migrate::{CitusMode, FleetConfig};
+    /// let config = FleetConfig::default().with_citus(CitusMode::Off);
+    /// assert_eq!(config.citus(), CitusMode::Off);
+    /// ```
+    #[must_use]
+    pub fn with_citus(mut self, mode: CitusMode) -> Self {
+        self.citus = mode;
+        self
+    }
+
+    /// The Citus mode (see [`with_citus`](Self::with_citus)).
+    ///
+    /// ```
+    /// use tenancy::migrate::{CitusMode, FleetConfig};
+    /// assert_eq!(FleetConfig::default().citus(), CitusMode::Detect);
+    /// ```
+    #[must_use]
+    pub fn citus(&self) -> CitusMode {
+        self.citus
+    }
+
     /// The registry configuration.
     ///
     /// ```
@@ -273,6 +304,8 @@ pub struct TenantFleet<M> {
     direct: DirectCheck,
     /// Told every lifecycle change after it commits.
     pub(crate) lifecycle: Arc<[LifecycleHandler]>,
+    /// Whether tenant schemas are distributed with Citus (see `citus`).
+    pub(crate) citus: CitusCheck,
 }
 
 impl<M: MigratorTrait> TenantFleet<M> {
@@ -316,6 +349,7 @@ impl<M: MigratorTrait> TenantFleet<M> {
             migrator: PhantomData,
             direct: DirectCheck::default(),
             lifecycle: Arc::new([]),
+            citus: CitusCheck::default(),
         }
     }
 
@@ -498,6 +532,12 @@ impl<M: MigratorTrait> TenantFleet<M> {
     pub(crate) async fn ensure_direct(&self) -> Result<(), Error> {
         self.direct.ensure(&self.conn).await
     }
+
+    /// Whether tenant schemas are distributed with Citus, per the fleet's
+    /// [`CitusMode`] (looked up once per fleet).
+    pub(crate) async fn citus_enabled(&self) -> Result<bool, Error> {
+        self.citus.enabled(&self.conn, self.config.citus).await
+    }
 }
 
 impl<M> Clone for TenantFleet<M> {
@@ -509,6 +549,7 @@ impl<M> Clone for TenantFleet<M> {
             migrator: PhantomData,
             direct: self.direct.clone(),
             lifecycle: Arc::clone(&self.lifecycle),
+            citus: self.citus.clone(),
         }
     }
 }

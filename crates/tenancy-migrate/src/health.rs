@@ -86,6 +86,19 @@ pub struct HealthReport {
     /// tenant owns, and are not orphans; one behind, ahead, missing or
     /// unusable makes the fleet unhealthy.
     pub spares: crate::SpareStatus,
+    /// In Citus mode: tenants whose schema stayed on the coordinator (not in
+    /// `citus_schemas`); distribute them with
+    /// [`TenantFleet::distribute_tenant`].
+    #[cfg_attr(
+        feature = "serde",
+        serde(serialize_with = "crate::serde_support::tenant_schemas")
+    )]
+    pub not_distributed: Vec<(TenantId, SchemaName)>,
+    /// In Citus mode: shared tables (`schema.table`, quoted as needed) that
+    /// tenant tables reference by foreign key but that are not Citus
+    /// reference tables; such a tenant cannot be distributed until
+    /// [`reference_table`](crate::reference_table) makes them one.
+    pub not_reference_tables: Vec<String>,
 }
 
 impl HealthReport {
@@ -104,6 +117,8 @@ impl HealthReport {
             && self.unknown.is_empty()
             && self.drifted.is_empty()
             && self.spares.is_healthy()
+            && self.not_distributed.is_empty()
+            && self.not_reference_tables.is_empty()
     }
 }
 
@@ -157,6 +172,21 @@ impl fmt::Display for HealthReport {
         }
         if self.spares.total() > 0 {
             writeln!(f, "  {}", self.spares)?;
+        }
+        for (tenant, schema) in &self.not_distributed {
+            writeln!(
+                f,
+                "  not distributed: tenant {tenant} (schema {schema} is on the Citus \
+                 coordinator; run distribute_tenant)"
+            )?;
+        }
+        for table in &self.not_reference_tables {
+            writeln!(
+                f,
+                "  not a reference table: {} (tenant tables reference it; make it one with \
+                 create_reference_table)",
+                printable(table)
+            )?;
         }
         for (tenant, tables) in &self.shadowing {
             writeln!(
@@ -291,6 +321,9 @@ impl<M: MigratorTrait> TenantFleet<M> {
 
         report.orphan_schemas = self.orphans(&claimed).await.map_err(db_err)?;
         report.shadowing = self.shadowing(&tenants).await.map_err(db_err)?;
+        let citus = self.citus_health(&tenants, &existing).await?;
+        report.not_distributed = citus.not_distributed;
+        report.not_reference_tables = citus.not_reference;
 
         // Pending migrations come from the fleet status (one pass over every
         // migrations table); drift is judged only for tenants at the latest

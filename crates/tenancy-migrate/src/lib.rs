@@ -164,10 +164,25 @@
 //! every tenant (chunked `UNION ALL`, each branch qualified by its tenant's
 //! schema, one read-only snapshot) and streams the rows with a `tenant_id`
 //! column; tenants not at the migration it needs are skipped and reported.
+//!
+//! # Citus
+//!
+//! On a Citus coordinator, tenant schemas are distributed to workers
+//! ([`CitusMode`], detected by default): [`create`](TenantFleet::create)
+//! and [`adopt`](TenantFleet::adopt) distribute the schema and fail with
+//! [`Error::NotDistributed`] rather than leave it on the coordinator;
+//! [`distribute_tenant`](TenantFleet::distribute_tenant) converts tenants
+//! made before, [`tenant_nodes`](TenantFleet::tenant_nodes) and
+//! [`move_to_node`](TenantFleet::move_to_node) show and move them, and
+//! [`health`](TenantFleet::health) reports tenants left on the coordinator
+//! and shared tables that must be [reference tables](reference_table).
+//! Fleet queries never rely on physical columns (`tableoid`, `ctid`), which
+//! on Citus describe a worker's shard (see the README's Citus section).
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod across;
 mod audit;
+mod citus;
 mod error;
 mod events;
 mod fleet;
@@ -193,6 +208,7 @@ pub mod transfer;
 pub mod cli;
 
 pub use across::{CrossTenantRead, CrossTenantRows, ReadAcross, SkipReason, SkippedTenant};
+pub use citus::{CitusMode, CitusNode, TenantNode, reference_table};
 pub use error::{Error, ErrorKind};
 pub use events::{EventHandler, MigrationEvent, Progress};
 pub use fleet::{FleetConfig, TenantFleet};

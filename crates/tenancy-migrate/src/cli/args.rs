@@ -220,6 +220,11 @@ pub(crate) enum Command {
         /// The new tenant's id.
         new: TenantId,
     },
+    /// Citus clusters: each tenant's worker, distributing tenants, moving one.
+    Citus {
+        #[command(subcommand)]
+        command: super::citus::CitusCommand,
+    },
     /// The shared schema's own migrations (only with a shared migrator).
     #[command(skip)]
     Shared(SharedCommand),

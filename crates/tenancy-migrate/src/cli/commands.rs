@@ -341,6 +341,7 @@ impl<M: MigratorTrait> Context<'_, M> {
                     ),
                 )
             }
+            Command::Citus { command } => super::citus::execute(fleet, command, out, err).await?,
             Command::Shared(SharedCommand::Migrate) => {
                 let Some(shared) = self.shared else {
                     // The parser offers `shared` only with a shared migrator.

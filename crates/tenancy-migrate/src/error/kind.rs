@@ -79,7 +79,8 @@ impl Error {
             | Self::ImportFailed { tenant, .. }
             | Self::TenantMoved { tenant, .. }
             | Self::MoveInProgress { tenant, .. }
-            | Self::MoveConflict { tenant, .. } => Some(tenant),
+            | Self::MoveConflict { tenant, .. }
+            | Self::NotDistributed { tenant, .. } => Some(tenant),
             Self::InvalidName(_)
             | Self::Database { .. }
             | Self::CorruptRegistry { .. }
@@ -91,7 +92,8 @@ impl Error {
             | Self::SparesUnsupported { .. }
             | Self::InvalidExport { .. }
             | Self::TransferIo { .. }
-            | Self::UnsupportedRead { .. } => None,
+            | Self::UnsupportedRead { .. }
+            | Self::CitusMissing => None,
         }
     }
 
@@ -129,7 +131,8 @@ impl Error {
             | Self::RollbackUnsupported { .. }
             | Self::SparesUnsupported { .. }
             | Self::ExportUnsupported { .. }
-            | Self::TenantMoved { .. } => ErrorKind::Refused,
+            | Self::TenantMoved { .. }
+            | Self::CitusMissing => ErrorKind::Refused,
             Self::CorruptRegistry { .. } => ErrorKind::Corrupt,
             Self::ProvisioningUnfinished { source, .. } => source.kind(),
             Self::Migration { .. }
@@ -144,7 +147,8 @@ impl Error {
             | Self::Panicked { .. }
             | Self::ExportFailed { .. }
             | Self::ImportFailed { .. }
-            | Self::TransferIo { .. } => ErrorKind::Failed,
+            | Self::TransferIo { .. }
+            | Self::NotDistributed { .. } => ErrorKind::Failed,
         }
     }
 

@@ -11,6 +11,7 @@ use super::sql::{
 };
 use super::{NewTenant, normalize_domain};
 use crate::audit::record_detail;
+use crate::citus;
 use crate::lifecycle_events::{LifecycleAction, LifecycleEvent};
 use crate::migrate::mixed::{Target, run_mixed};
 use crate::migrator::migration_names;
@@ -294,6 +295,9 @@ impl<M: MigratorTrait> TenantFleet<M> {
         migration_names::<M>()?;
         // The field is public: normalise again whatever was put there.
         let domain = new.domain.map(normalize_domain);
+        // Before the transaction: the lookup takes a connection of its own
+        // (a pool of one would wait for itself).
+        let citus = self.citus_enabled().await?;
         // READ COMMITTED: a concurrent registration of the same id or schema
         // is waited for, then reported as the collision it is.
         let txn = begin_read_committed(&self.conn, None)
@@ -336,7 +340,7 @@ impl<M: MigratorTrait> TenantFleet<M> {
         };
         let result = match record_from_row(&row) {
             Ok(record) => self
-                .prepare_schema(&txn, id, schema, origin)
+                .prepare_schema(&txn, id, schema, origin, citus)
                 .await
                 .map(|applied| (record, applied)),
             Err(err) => Err(err),
@@ -357,15 +361,16 @@ impl<M: MigratorTrait> TenantFleet<M> {
         self.finish(txn, id, result).await
     }
 
-    /// Creates the schema (for [`Origin::Create`]), scopes and locks it, and
-    /// applies the pending migrations up to the first that must run outside
-    /// a transaction.
+    /// Creates the schema (for [`Origin::Create`]; distributed when `citus`),
+    /// scopes and locks it, and applies the pending migrations up to the
+    /// first that must run outside a transaction.
     async fn prepare_schema(
         &self,
         txn: &DatabaseTransaction,
         id: &TenantId,
         schema: &SchemaName,
         origin: Origin,
+        citus: bool,
     ) -> Result<Batch, Error> {
         let claimed = match origin {
             Origin::Create => self.claim_spare(txn, id, schema).await?,
@@ -374,6 +379,11 @@ impl<M: MigratorTrait> TenantFleet<M> {
         if let Some(spare) = &claimed {
             tracing::info!(%spare, "claimed a spare schema");
         } else if origin == Origin::Create {
+            if citus {
+                citus::enable_schema_sharding(txn)
+                    .await
+                    .map_err(tenant_err(id))?;
+            }
             txn.execute_unprepared(&format!("CREATE SCHEMA {}", schema.quoted()))
                 .await
                 .map_err(|source| {
@@ -386,6 +396,15 @@ impl<M: MigratorTrait> TenantFleet<M> {
                         tenant_err(id)(source)
                     }
                 })?;
+        }
+        if citus {
+            if origin == Origin::Adopt {
+                citus::distribute_existing(txn, schema)
+                    .await
+                    .map_err(tenant_err(id))?;
+            }
+            // Before any migration runs: its tables must land on the worker.
+            citus::verify_distributed(txn, id, schema).await?;
         }
         tenant_txn::prepare_for_migration::<M>(txn, schema, self.config.shared_schemas())
             .await

@@ -27,12 +27,14 @@ impl<M: MigratorTrait> TenantFleet<M> {
             action: "refilling the spare pool",
             source,
         };
+        // Before the transaction: the lookup takes a connection of its own.
+        let citus = self.citus_enabled().await?;
         // READ COMMITTED: the count after the lock wait must see the spares
         // the previous holder committed.
         let txn = begin_read_committed(&self.conn, Some(&self.refill_lock()))
             .await
             .map_err(db_err)?;
-        let result = self.make_spare_in(&txn, target).await;
+        let result = self.make_spare_in(&txn, target, citus).await;
         end(txn, result).await
     }
 
@@ -40,6 +42,7 @@ impl<M: MigratorTrait> TenantFleet<M> {
         &self,
         txn: &DatabaseTransaction,
         target: usize,
+        citus: bool,
     ) -> Result<Step<SchemaName>, Error> {
         let db_err = |source| Error::Database {
             action: "refilling the spare pool",
@@ -71,6 +74,11 @@ impl<M: MigratorTrait> TenantFleet<M> {
             migration,
             source,
         };
+        if citus {
+            crate::citus::enable_schema_sharding(txn)
+                .await
+                .map_err(db_err)?;
+        }
         txn.execute_unprepared(&format!("CREATE SCHEMA {}", spare.quoted()))
             .await
             .map_err(|e| spare_err("creating it", None, e))?;

@@ -54,9 +54,11 @@ pub(super) async fn read_fleet_status<M: MigratorTrait>(
 
     let mut tenants = Vec::with_capacity(rows.len());
     let mut corrupt = Vec::new();
-    // Index in `tenants` by the OID of the tenant's migrations table.
-    let mut by_table: HashMap<i64, usize> = HashMap::new();
-    let mut to_read: Vec<String> = Vec::new();
+    // Each table to read, with the index in `tenants` of its tenant. The
+    // index is also the literal that keys the table's rows in the
+    // `UNION ALL`: `tableoid` would be the shard's OID on a Citus worker,
+    // not the coordinator's table OID, and every row would go unmatched.
+    let mut to_read: Vec<(usize, String)> = Vec::new();
     for row in &rows {
         let Some(record) = read_or_set_aside(row, &mut corrupt) else {
             continue;
@@ -66,9 +68,9 @@ pub(super) async fn read_fleet_status<M: MigratorTrait>(
         let state = match (schema_exists, table_oid) {
             (false, _) => SchemaState::MissingSchema,
             (true, None) => SchemaState::NoMigrationsTable,
-            (true, Some(oid)) => {
-                by_table.insert(oid, tenants.len());
-                to_read.push(format!("{}.{}", record.schema.quoted(), table.quoted()));
+            (true, Some(_)) => {
+                let qualified = format!("{}.{}", record.schema.quoted(), table.quoted());
+                to_read.push((tenants.len(), qualified));
                 SchemaState::Migrated
             }
         };
@@ -80,8 +82,8 @@ pub(super) async fn read_fleet_status<M: MigratorTrait>(
         .map(|chunk| {
             chunk
                 .iter()
-                .map(|qualified| {
-                    format!("SELECT tableoid::bigint AS t, version FROM ONLY {qualified}")
+                .map(|(index, qualified)| {
+                    format!("SELECT {index}::bigint AS t, version FROM ONLY {qualified}")
                 })
                 .collect::<Vec<_>>()
                 .join(" UNION ALL ")
@@ -91,10 +93,9 @@ pub(super) async fn read_fleet_status<M: MigratorTrait>(
         .map(|sql| read_versions(&fleet.conn, sql))
         .buffer_unordered(fleet.config.concurrency());
     while let Some(versions) = reads.next().await {
-        for (oid, version) in versions.map_err(db_err)? {
-            if let Some(&i) = by_table.get(&oid)
-                && let Some(tenant) = tenants.get_mut(i)
-            {
+        for (index, version) in versions.map_err(db_err)? {
+            let tenant = usize::try_from(index).ok().and_then(|i| tenants.get_mut(i));
+            if let Some(tenant) = tenant {
                 tenant.2.push(version);
             }
         }
