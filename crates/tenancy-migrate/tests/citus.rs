@@ -591,3 +591,62 @@ async fn spares_are_distributed_and_claimed_as_such() -> TestResult {
     txn.commit().await?;
     cluster.close().await
 }
+
+/// What other fleet features do on Citus: a read across tenants (chunked
+/// `UNION ALL` over tenants on both workers) returns every tenant's rows,
+/// and an export of a distributed tenant reads its rows from its worker.
+#[tokio::test]
+async fn read_across_and_export_on_citus() -> TestResult {
+    use futures_util::TryStreamExt as _;
+    use sea_orm::sea_query::{Alias, Query};
+    let Some(cluster) = citus_db("read_across_and_export_on_citus").await? else {
+        return Ok(());
+    };
+    let conn = &cluster.conn;
+    let fleet = citus_fleet::<MigratorV3>(conn);
+    fleet.install().await?;
+    let db = TenantDb::new(conn.clone())?;
+    let raws = ["h1", "h2", "h3", "h4"];
+    for raw in raws {
+        fleet.create(&id(raw), NewTenant::new()).await?;
+        let txn = db.begin_registered(&id(raw)).await?;
+        txn.execute_unprepared(&format!(
+            "INSERT INTO projects (name, code) VALUES ('{raw}-row', 'x')"
+        ))
+        .await?;
+        txn.commit().await?;
+    }
+    let select = Query::select()
+        .column(Alias::new("name"))
+        .from(Alias::new("projects"))
+        .to_owned();
+    let read = fleet
+        .read_across(select, tenancy::migrate::ReadAcross::new())
+        .await?;
+    let mut rows: Vec<(String, String)> = read
+        .rows
+        .map_ok(|row| {
+            (
+                row.try_get::<String>("", "tenant_id").unwrap(),
+                row.try_get::<String>("", "name").unwrap(),
+            )
+        })
+        .try_collect()
+        .await?;
+    rows.sort();
+    let expected: Vec<(String, String)> = raws
+        .iter()
+        .map(|r| ((*r).to_owned(), format!("{r}-row")))
+        .collect();
+    assert_eq!(rows, expected);
+
+    let mut exported = Vec::new();
+    let summary = fleet.export_tenant(&id("h1"), &mut exported).await?;
+    assert_eq!(summary.schema.as_str(), "tenant_h1");
+    let text = String::from_utf8_lossy(&exported);
+    assert!(
+        text.contains("h1"),
+        "the row read from the worker is in the export"
+    );
+    cluster.close().await
+}
