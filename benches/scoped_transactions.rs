@@ -410,31 +410,16 @@ async fn one_transaction(fx: &Fixture, shape: Shape, rng: &mut Lcg) {
         }
         Shape::RawPlain => {
             let pool = fx.conn.get_postgres_connection_pool();
-            let mut txn = pool.begin().await.unwrap();
-            let row: Option<(i32, String)> =
-                sea_orm::sqlx::query_as("SELECT id, name FROM items WHERE id = $1")
-                    .bind(id)
-                    .fetch_optional(&mut *txn)
-                    .await
-                    .unwrap();
-            txn.commit().await.unwrap();
-            assert!(row.is_some());
+            raw_select(pool.begin().await.unwrap(), id).await;
         }
         Shape::Raw(check) => {
             let begin = &fx.raw_begin.iter().find(|(c, _)| *c == check).unwrap().1;
             let pool = fx.conn.get_postgres_connection_pool();
-            let mut txn = pool
+            let txn = pool
                 .begin_with(sea_orm::sqlx::AssertSqlSafe(begin.clone()))
                 .await
                 .unwrap();
-            let row: Option<(i32, String)> =
-                sea_orm::sqlx::query_as("SELECT id, name FROM items WHERE id = $1")
-                    .bind(id)
-                    .fetch_optional(&mut *txn)
-                    .await
-                    .unwrap();
-            txn.commit().await.unwrap();
-            assert!(row.is_some());
+            raw_select(txn, id).await;
         }
         Shape::PlainSpread => {
             let tenant = &fx.tenants[rng.next(fx.tenants.len())];
@@ -459,6 +444,21 @@ struct Samples {
     latencies: Vec<Duration>,
     busy: Duration,
     transactions: usize,
+}
+
+/// The raw shapes' SELECT and COMMIT, through sqlx alone.
+async fn raw_select(
+    mut txn: sea_orm::sqlx::Transaction<'static, sea_orm::sqlx::Postgres>,
+    id: i32,
+) {
+    let row: Option<(i32, String)> =
+        sea_orm::sqlx::query_as("SELECT id, name FROM items WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&mut *txn)
+            .await
+            .unwrap();
+    txn.commit().await.unwrap();
+    assert!(row.is_some());
 }
 
 fn median(values: &mut [Duration]) -> Duration {
