@@ -29,6 +29,13 @@ use tenancy_core::TenantStatus;
 use tenancy_migrate::Error;
 
 use support_citus::{CITUS_URL_VAR, citus_db};
+
+/// Held by the tests that move a schema between workers. Two
+/// `citus_schema_move`s at once in two databases of one cluster collide on
+/// the worker's replication slot name (`replication slot
+/// "citus_shard_move_slot_2_10_1" already exists`: the name is unique per
+/// worker, the numbers in it only per database), so those tests take turns.
+static SCHEMA_MOVES: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 use support_migrate::*;
 
 fn citus_fleet<M: sea_orm_migration::MigratorTrait>(conn: &DatabaseConnection) -> TenantFleet<M> {
@@ -339,6 +346,7 @@ async fn converting_a_single_node_fleet_then_moving_a_tenant() -> TestResult {
     else {
         return Ok(());
     };
+    let _moves = SCHEMA_MOVES.lock().await;
     let conn = &cluster.conn;
     let single = TenantFleet::<MigratorV3>::with_config(
         conn.clone(),
@@ -501,6 +509,7 @@ async fn the_cli_shows_distributes_and_moves_tenants() -> TestResult {
     let Some(cluster) = citus_db("the_cli_shows_distributes_and_moves_tenants").await? else {
         return Ok(());
     };
+    let _moves = SCHEMA_MOVES.lock().await;
     let url = cluster.db.url().to_owned();
     let single = TenantFleet::<MigratorV3>::with_config(
         cluster.conn.clone(),
