@@ -156,6 +156,12 @@ impl SearchPath {
     /// ```
     pub fn push_set_local_statement(&self, out: &mut String) {
         out.push_str(SET_LOCAL);
+        self.push_value(out);
+    }
+
+    /// The one place the path's value is written: quoted names, `, `
+    /// between them.
+    fn push_value(&self, out: &mut String) {
         self.tenant.push_quoted(out);
         for schema in &self.shared {
             out.push_str(", ");
@@ -212,11 +218,8 @@ fn set_local(value: impl fmt::Display) -> String {
 
 impl fmt::Display for SearchPath {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.tenant.quoted())?;
-        for schema in &self.shared {
-            f.write_str(", ")?;
-            f.write_str(&schema.quoted())?;
-        }
-        Ok(())
+        let mut value = String::new();
+        self.push_value(&mut value);
+        f.write_str(&value)
     }
 }
