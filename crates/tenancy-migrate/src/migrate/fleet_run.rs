@@ -54,7 +54,7 @@ pub(super) async fn run_fleet<M: MigratorTrait>(
 ) -> Result<FleetReport, Error> {
     let started = Instant::now();
     migration_names::<M>()?;
-    let (tenants, corrupt) = fleet_members(fleet, options.only_active).await?;
+    let (mut tenants, corrupt) = fleet_members(fleet, options.only_active).await?;
     // One pass over every migrations table finds the tenants with nothing to
     // do, so they cost no transaction: a fleet with nothing pending migrates
     // in the time of a status check, not of one round trip set per tenant.
@@ -93,7 +93,6 @@ pub(super) async fn run_fleet<M: MigratorTrait>(
         }
         Direction::Down => None,
     };
-    let mut tenants = tenants;
     if let Some(slot) = &slot {
         let start = slot.start(tenants.len());
         tenants.rotate_left(start);

@@ -30,11 +30,11 @@ impl RunnerSlot {
         registry_schema: &SharedSchema,
         concurrency: usize,
     ) -> Option<Self> {
-        let spare = conn
+        let max = conn
             .get_postgres_connection_pool()
             .options()
             .get_max_connections() as usize;
-        if spare <= concurrency {
+        if max <= concurrency {
             return None;
         }
         let txn = conn.begin().await.ok()?;
