@@ -27,7 +27,7 @@
 
 mod create;
 mod drop;
-mod sql;
+pub(crate) mod sql;
 mod update;
 
 use tenancy_core::TenantStatus;

@@ -70,14 +70,14 @@ pub(super) fn violated_key(err: &DbErr, table: &str) -> Option<RegistryKey> {
 }
 
 /// A statement with bound parameters.
-pub(super) fn statement(sql: String, values: impl IntoIterator<Item = Value>) -> Statement {
+pub(crate) fn statement(sql: String, values: impl IntoIterator<Item = Value>) -> Statement {
     Statement::from_sql_and_values(DbBackend::Postgres, sql, values)
 }
 
 /// Announces a change of `tenant`'s registry row on the registry's channel,
 /// inside `txn`: PostgreSQL delivers it only if `txn` commits, and with the
 /// commit, so a listener never sees a change that did not happen.
-pub(super) async fn notify(txn: &DatabaseTransaction, tenant: &TenantId) -> Result<(), DbErr> {
+pub(crate) async fn notify(txn: &DatabaseTransaction, tenant: &TenantId) -> Result<(), DbErr> {
     txn.execute_raw(statement(
         "SELECT pg_notify($1, $2)".to_owned(),
         [NOTIFY_CHANNEL.into(), tenant.as_str().into()],

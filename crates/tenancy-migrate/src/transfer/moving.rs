@@ -13,10 +13,10 @@
 use sea_orm::{ConnectionTrait, DatabaseTransaction, DbBackend, QueryResult, Statement};
 use sea_orm_migration::MigratorTrait;
 use serde_json::json;
-use tenancy_core::registry::NOTIFY_CHANNEL;
 use tenancy_core::{AdvisoryLock, SchemaName, TenantId, TenantStatus};
 
 use super::{ExportSummary, ImportOptions, ImportSummary};
+use crate::lifecycle::sql::{self, statement};
 use crate::lifecycle_events::{LifecycleAction, LifecycleEvent};
 use crate::pg::begin_read_committed;
 use crate::registry::{RECORD_COLUMNS, record_from_row};
@@ -197,7 +197,7 @@ impl<M: MigratorTrait> TenantFleet<M> {
         let record = match row.status_before_move {
             Some(status) => {
                 let updated = txn
-                    .query_one_raw(stmt(
+                    .query_one_raw(statement(
                         format!(
                             "UPDATE {} SET status = $2, moving_to = NULL, status_before_move = NULL, \
                              updated_at = now() WHERE tenant_id = $1 RETURNING {RECORD_COLUMNS}",
@@ -240,7 +240,7 @@ impl<M: MigratorTrait> TenantFleet<M> {
         self.ensure_direct().await?;
         let row = self
             .conn
-            .query_one_raw(stmt(
+            .query_one_raw(statement(
                 format!(
                     "SELECT placement FROM {} WHERE tenant_id = $1",
                     self.config.registry().qualified_table()
@@ -278,7 +278,7 @@ impl<M: MigratorTrait> TenantFleet<M> {
         if row.record.status == TenantStatus::Deleted {
             return Err(Error::TenantDeleted { tenant: id.clone() });
         }
-        txn.execute_raw(stmt(
+        txn.execute_raw(statement(
             format!(
                 "UPDATE {} SET moving_to = $2, status_before_move = status, status = $3, \
                  updated_at = now() WHERE tenant_id = $1",
@@ -338,7 +338,7 @@ impl<M: MigratorTrait> TenantFleet<M> {
     async fn record_there(&self, id: &TenantId) -> Result<Option<TenantRecord>, Error> {
         let row = self
             .conn
-            .query_one_raw(stmt(
+            .query_one_raw(statement(
                 format!(
                     "SELECT {RECORD_COLUMNS} FROM {} WHERE tenant_id = $1",
                     self.config.registry().qualified_table()
@@ -407,7 +407,7 @@ impl<M: MigratorTrait> TenantFleet<M> {
         ))
         .await
         .map_err(move_err("dropping the schema moved away"))?;
-        txn.execute_raw(stmt(
+        txn.execute_raw(statement(
             format!(
                 "UPDATE {} SET placement = $2, status = $3, moving_to = NULL, \
                  status_before_move = NULL, updated_at = now() WHERE tenant_id = $1",
@@ -435,7 +435,7 @@ impl<M: MigratorTrait> TenantFleet<M> {
         let txn = begin_read_committed(&self.conn, None)
             .await
             .map_err(move_err("starting a transaction"))?;
-        txn.execute_raw(stmt(
+        txn.execute_raw(statement(
             format!(
                 "SELECT 1 FROM {} WHERE tenant_id = $1 FOR UPDATE",
                 self.config.registry().qualified_table()
@@ -453,7 +453,7 @@ impl<M: MigratorTrait> TenantFleet<M> {
         id: &TenantId,
     ) -> Result<MoveRow, Error> {
         let row = txn
-            .query_one_raw(stmt(
+            .query_one_raw(statement(
                 format!(
                     "SELECT {RECORD_COLUMNS}, placement, moving_to, status_before_move \
                      FROM {} WHERE tenant_id = $1",
@@ -499,7 +499,7 @@ async fn fingerprint(
 ) -> Result<Vec<String>, Error> {
     let err = move_err("comparing the two copies");
     let tables: Vec<String> = conn
-        .query_all_raw(stmt(
+        .query_all_raw(statement(
             "SELECT quote_ident(c.relname) AS t FROM pg_catalog.pg_class c \
              JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
              WHERE n.nspname = $1 AND c.relkind = 'r' ORDER BY c.relname COLLATE \"C\""
@@ -528,19 +528,11 @@ async fn fingerprint(
     Ok(counts)
 }
 
-fn stmt(sql: String, values: Vec<sea_orm::Value>) -> Statement {
-    Statement::from_sql_and_values(DbBackend::Postgres, sql, values)
-}
-
 /// Announces the row's change with the commit, as every lifecycle call does.
 async fn notify(txn: &DatabaseTransaction, id: &TenantId) -> Result<(), Error> {
-    txn.execute_raw(stmt(
-        "SELECT pg_notify($1, $2)".to_owned(),
-        vec![NOTIFY_CHANNEL.into(), id.as_str().into()],
-    ))
-    .await
-    .map(drop)
-    .map_err(move_err("announcing the change"))
+    sql::notify(txn, id)
+        .await
+        .map_err(move_err("announcing the change"))
 }
 
 fn move_err(action: &'static str) -> impl Fn(sea_orm::DbErr) -> Error {
